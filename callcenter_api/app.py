@@ -1,0 +1,70 @@
+"""The FastAPI application of the call-center service.
+
+Built by a factory with its collaborators passed in, so the composition root (`hotline`) and the tests wire
+it the same way and nothing here reads settings or globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import metadata
+
+from fastapi import Depends, FastAPI, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from callcenter_api.auth import require_token
+from callcenter_api.routes import calls
+from callcenter_api.schemas import ErrorOut, Health
+
+API_PREFIX = "/api/v1"
+
+TAGS = [
+    {
+        "name": "calls",
+        "description": "Call records (CDRs) and the events of each call, written as they happen.",
+    },
+    {"name": "health", "description": "Liveness and readiness for load balancers and orchestration."},
+]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("hotline")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(
+    *,
+    session_factory: sessionmaker[Session],
+    admin_token: str,
+    is_ready: Callable[[], bool] = lambda: True,
+) -> FastAPI:
+    """`is_ready` lets the service report 503 on /healthz until SIP and the database are up."""
+    app = FastAPI(
+        title="hotline",
+        version=_version(),
+        description="Call-center API of hotline, a self-hosted voice IVR.",
+        openapi_tags=TAGS,
+    )
+    app.state.session_factory = session_factory
+
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="Readiness probe (no authentication)",
+        responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Health, "description": "Still starting."}},
+    )
+    def healthz() -> JSONResponse:
+        if is_ready():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "starting"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    app.include_router(
+        calls.router,
+        prefix=API_PREFIX,
+        dependencies=[Depends(require_token(admin_token))],
+        responses={status.HTTP_401_UNAUTHORIZED: {"model": ErrorOut, "description": "Missing/wrong token."}},
+    )
+    return app

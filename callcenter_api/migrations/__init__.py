@@ -1,0 +1,1 @@
+"""Alembic environment for the call-center store; run through `callcenter_api.db.migrate`."""

@@ -1,0 +1,1 @@
+"""HTTP routers of the call-center API, mounted by `callcenter_api.app.create_app`."""

@@ -1,0 +1,55 @@
+"""`hotline` command line. `serve` is the contract other tools and tests rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from hotline.settings import SettingsError, load_settings
+
+
+@click.group(help="hotline: self-hosted voice IVR and call-center integration.")
+@click.version_option(package_name="hotline")
+def main() -> None:
+    pass
+
+
+@main.command(help="Answer calls on SIP and serve the HTTP API, in one process.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="YAML file of settings (keys as the long options, e.g. sip_port: 5070).")
+@click.option("--sip-host", help="Address for SIP over UDP [0.0.0.0].")
+@click.option("--sip-port", type=int, help="SIP port [5060].")
+@click.option("--http-host", help="Address for the HTTP API [127.0.0.1].")
+@click.option("--http-port", type=int, help="HTTP port [8080].")
+@click.option("--db", help="SQLAlchemy URL of the database [sqlite:///./hotline.db].")
+@click.option("--flows", type=click.Path(path_type=Path), help="Directory of flows [the shipped demo flow].")
+@click.option("--rtp-ports", help="RTP port range [20000-30999].")
+@click.option("--answer-delay", type=int, help="Ring (180) this many ms before answering [0].")
+@click.option("--admin-token", help="Bearer token for /api/v1 (env HOTLINE_ADMIN_TOKEN); generated if unset.")
+@click.option("--rtp-timeout", type=float, help="Hang up after this many seconds without RTP [30].")
+@click.option("--tts-engine", type=click.Choice(["pyttsx3", "espeak-ng", "flite"]), help="TTS engine [pyttsx3].")
+@click.option("--tts-cache-dir", type=click.Path(path_type=Path), help="Keep synthesized prompts on disk here.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[info]")
+def serve(config_file: Path | None, **options: object) -> None:
+    try:
+        settings = load_settings(config_file, options)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    from hotline.service import Service
+
+    try:
+        asyncio.run(Service(settings).run())
+    except OSError as exc:
+        click.echo(f"hotline: cannot start: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The running service: SIP endpoint + media clock + HTTP API + call records in one process and one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+from callcenter_api.app import create_app
+from callcenter_api.call_log import CallLog
+from callcenter_api.db import make_engine, make_session_factory, migrate
+from telephony.call import Call
+from telephony.endpoint import SipEndpoint
+from tts import create_synthesizer
+
+from hotline.records import CallRecords
+from hotline.settings import Settings
+from hotline.voice import VoiceChannel
+from ivr_flows.demo import run_demo
+
+log = logging.getLogger("hotline")
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: we own the signals, so SIGTERM also hangs up the calls."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ready = False
+        self.endpoint: SipEndpoint | None = None
+        self.call_log: CallLog | None = None
+        self._stop = asyncio.Event()
+
+    async def handle_call(self, call: Call) -> None:
+        """What runs for each answered call. The call path knows nothing more about flows than this."""
+        channel = VoiceChannel(call, self.synthesizer, voice=self.settings.tts_voice)
+        await run_demo(channel, greeting=self.settings.greeting)
+
+    async def run(self) -> None:
+        settings = self.settings
+        token, generated = settings.ensure_admin_token()
+        await asyncio.to_thread(migrate, settings.db)
+        engine = make_engine(settings.db)
+        session_factory = make_session_factory(engine)
+        self.call_log = CallLog(session_factory)
+        self.call_log.start()
+        self.synthesizer = create_synthesizer(
+            settings.tts_engine, cache_dir=settings.tts_cache_dir, voice=settings.tts_voice
+        )
+        self.endpoint = SipEndpoint(
+            host=settings.sip_host, port=settings.sip_port, rtp_ports=settings.rtp_range,
+            handler=self.handle_call, observer=CallRecords(self.call_log),
+            answer_delay=settings.answer_delay / 1000, rtp_timeout=settings.rtp_timeout,
+        )
+        await self.endpoint.start()
+        app = create_app(session_factory=session_factory, admin_token=token, is_ready=lambda: self.ready)
+        config = uvicorn.Config(
+            app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level,
+            lifespan="off", access_log=settings.log_level == "debug",
+        )
+        server = _EmbeddedServer(config)
+        http = asyncio.ensure_future(server.serve())
+        while not server.started and not http.done():
+            await asyncio.sleep(0.02)
+        if http.done():
+            await self._shutdown(server, http)
+            raise RuntimeError(f"HTTP server could not start on {settings.http_host}:{settings.http_port}")
+        self.ready = True
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        log.info("SIP listening on udp %s:%s, RTP ports %s", settings.sip_host, self.endpoint.port, settings.rtp_ports)
+        log.info("HTTP API on http://%s:%s (docs at /docs)", settings.http_host, settings.http_port)
+        if generated:
+            print(f"hotline: generated admin token (set HOTLINE_ADMIN_TOKEN to choose one): {token}", flush=True)
+        print(f"hotline: ready — sip udp {settings.sip_host}:{self.endpoint.port}, "
+              f"http {settings.http_host}:{settings.http_port}", flush=True)
+        await self._stop.wait()
+        log.info("shutting down: hanging up %d call(s)", len(self.endpoint.calls))
+        await self._shutdown(server, http)
+
+    async def _shutdown(self, server: uvicorn.Server, http: asyncio.Future[None]) -> None:
+        self.ready = False
+        if self.endpoint is not None:
+            await self.endpoint.close()
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(http, 5)
+        if self.call_log is not None:
+            await asyncio.to_thread(self.call_log.close)
+        with contextlib.suppress(Exception):
+            await self.synthesizer.close()
+
+    def stop(self) -> None:
+        self._stop.set()
