@@ -33,6 +33,10 @@ def main() -> None:
 @click.option("--rtp-timeout", type=float, help="Hang up after this many seconds without RTP [30].")
 @click.option("--tts-engine", type=click.Choice(["pyttsx3", "espeak-ng", "flite"]), help="TTS engine [pyttsx3].")
 @click.option("--tts-cache-dir", type=click.Path(path_type=Path), help="Keep synthesized prompts on disk here.")
+@click.option("--registrar", help="host:port of an upstream registrar/PBX to register with.")
+@click.option("--register-aor", help="Address-of-record to register, e.g. sip:hotline@pbx.example.com.")
+@click.option("--register-username", help="Digest user name for the registrar.")
+@click.option("--register-password", help="Digest password (prefer env HOTLINE_REGISTER_PASSWORD).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[info]")
 def serve(config_file: Path | None, **options: object) -> None:
     try:

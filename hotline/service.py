@@ -62,6 +62,14 @@ class Service:
             answer_delay=settings.answer_delay / 1000, rtp_timeout=settings.rtp_timeout,
         )
         await self.endpoint.start()
+        registering: asyncio.Task[None] | None = None
+        if settings.registrar and settings.register_aor:
+            host, _, port = settings.registrar.rpartition(":")
+            registrar_ip = (await asyncio.get_running_loop().getaddrinfo(host, int(port)))[0][4][0]
+            registering = asyncio.ensure_future(self.endpoint.keep_registered(
+                (registrar_ip, int(port)), settings.register_aor, username=settings.register_username,
+                password=settings.register_password, expires=settings.register_expires,
+            ))
         app = create_app(session_factory=session_factory, admin_token=token, is_ready=lambda: self.ready)
         config = uvicorn.Config(
             app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level,
@@ -86,6 +94,10 @@ class Service:
               f"http {settings.http_host}:{settings.http_port}", flush=True)
         await self._stop.wait()
         log.info("shutting down: hanging up %d call(s)", len(self.endpoint.calls))
+        if registering is not None:
+            registering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await registering
         await self._shutdown(server, http)
 
     async def _shutdown(self, server: uvicorn.Server, http: asyncio.Future[None]) -> None:

@@ -38,6 +38,11 @@ class Settings(BaseModel):
     tts_voice: str | None = None
     tts_cache_dir: Path | None = None
     log_level: str = "info"
+    register_aor: str | None = Field(None, description="register this address-of-record upstream, e.g. sip:hotline@pbx")
+    registrar: str | None = Field(None, description="host:port of the upstream registrar")
+    register_username: str | None = None
+    register_password: str | None = None
+    register_expires: int = Field(300, ge=30, le=86_400)
     greeting: str = "Thanks for calling hotline. Press any key and I will say it back. Press pound to hang up."
 
     @field_validator("rtp_ports")
@@ -59,6 +64,16 @@ class Settings(BaseModel):
         if value.lower() not in ("debug", "info", "warning", "error"):
             raise ValueError("must be debug, info, warning or error")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _check_registration(self) -> Settings:
+        if (self.register_aor is None) != (self.registrar is None):
+            raise ValueError("register_aor and registrar go together")
+        if self.registrar is not None:
+            host, _, port = self.registrar.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError("registrar must be host:port")
+        return self
 
     @model_validator(mode="after")
     def _check_flows(self) -> Settings:

@@ -18,6 +18,7 @@ from functools import lru_cache
 from telephony.call import Call, CallObserver
 from telephony.media import MediaClock, PortAllocator, PortsExhausted, RtpStream
 from telephony.sdp import MediaAnswer, NoCommonCodec, SdpError, accept_answer, answer_offer, build_offer, parse_sdp
+from telephony.sip.registration import Registration, RegistrationChanged
 from telephony.sip.useragent import (
     CallAnswered,
     CallConfirmed,
@@ -83,6 +84,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self._refers: dict[Session, asyncio.Future[int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.datagrams_in = 0
+        self.registered = False
+        self._registration_waiter: asyncio.Future[RegistrationChanged] | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -163,6 +166,12 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     # ---- core events ------------------------------------------------------------------------
     def _dispatch(self, event: UaEvent) -> None:
+        if isinstance(event, RegistrationChanged):
+            self.registered = event.registered
+            waiter = self._registration_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
+            return
         if isinstance(event, IncomingCall):
             self._incoming(event.session)
             return
@@ -360,6 +369,37 @@ class SipEndpoint(asyncio.DatagramProtocol):
             if now - stream.last_received > self.rtp_timeout:
                 log.info("no RTP for %.0f s on %s: hanging up", self.rtp_timeout, call)
                 call.hangup("rtp_timeout")
+
+    # ---- upstream registration ------------------------------------------------------------
+    async def keep_registered(
+        self, registrar: Address, aor: str, *, username: str | None, password: str | None, expires: int = 300,
+    ) -> None:
+        """Register and refresh at 80 % of the granted time; retry every 30 s after a failure. Runs until
+        cancelled, then unregisters (expires=0)."""
+        assert self.core is not None and self._loop is not None
+        registration: Registration | None = None
+        try:
+            while True:
+                self._registration_waiter = self._loop.create_future()
+                if registration is None:
+                    registration = self.core.register(
+                        registrar, aor, username=username, password=password, expires=expires, now=self._loop.time()
+                    )
+                else:
+                    self.core.transactions.now = self._loop.time()
+                    registration.start()
+                self._flush()
+                result = await self._registration_waiter
+                if result.registered:
+                    log.info("registered %s with %s:%s for %d s", aor, *registrar, result.expires)
+                    await asyncio.sleep(max(5.0, result.expires * 0.8))
+                else:
+                    log.warning("registration of %s failed (%s); retrying in 30 s", aor, result.status)
+                    await asyncio.sleep(30.0)
+        finally:
+            if registration is not None and registration.registered and self.transport is not None:
+                registration.start(expires=0)
+                self._flush()
 
     # ---- outbound calls ---------------------------------------------------------------------
     async def dial(

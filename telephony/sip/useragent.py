@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from telephony.sip.dialog import Dialog, new_call_id, new_tag
 from telephony.sip.message import Request, Response, SipParseError, make_response, parse_message
+from telephony.sip.registration import Registration, RegistrationChanged
 from telephony.sip.transaction import (
     Address,
     ClientTransaction,
@@ -94,7 +95,7 @@ class TransferStatus:
 
 UaEvent = (
     IncomingCall | CallConfirmed | CallProgress | CallAnswered | CallEnded | OfferReceived | DtmfReceived
-    | TransferStatus
+    | TransferStatus | RegistrationChanged
 )
 
 
@@ -521,8 +522,23 @@ class UserAgentCore:
             status = int(match.group(1))
             self.events.append(TransferStatus(session, status, final=status >= 200 or "terminated" in state))
 
+    def register(
+        self, registrar: Address, aor: str, *, username: str | None = None, password: str | None = None,
+        expires: int = 300, now: float,
+    ) -> Registration:
+        """Register our Contact for `aor` with an upstream registrar; results come as RegistrationChanged."""
+        self.transactions.now = now
+        registration = Registration(
+            self, registrar=registrar, aor=aor, username=username, password=password, expires=expires
+        )
+        registration.start()
+        return registration
+
     def _on_response(self, response: Response, txn: ClientTransaction) -> None:
         session, purpose = txn.user_data if isinstance(txn.user_data, tuple) else (None, "")
+        if isinstance(session, Registration):
+            session.on_response(response, txn.request)
+            return
         if not isinstance(session, Session):
             return
         status = response.status
@@ -570,6 +586,9 @@ class UserAgentCore:
                 session._end("ack_timeout")
             return
         session, purpose = txn.user_data if isinstance(txn.user_data, tuple) else (None, "")
+        if isinstance(session, Registration):
+            session.on_timeout()
+            return
         if not isinstance(session, Session):
             return
         if purpose == "invite":

@@ -257,3 +257,54 @@ def test_refer_progress_from_202_and_notify(core: UserAgentCore) -> None:
     core.receive_datagram(notify, CALLER, 0.3)
     statuses = [(e.status, e.final) for e in core.take_events() if isinstance(e, TransferStatus)]
     assert statuses[-1] == (200, True)
+
+
+def test_digest_matches_rfc2617_example() -> None:
+    from telephony.sip.auth import digest_response, parse_challenge
+
+    challenge = parse_challenge(
+        'Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", '
+        'opaque="5ccc069c403ebaf9f0171e9517f40e41"'
+    )
+    value = digest_response(
+        challenge, method="GET", uri="/dir/index.html", username="Mufasa", password="Circle Of Life",
+        nc=1, cnonce="0a4f113b",
+    )
+    assert 'response="6629fae49393a05397450978507c4ef1"' in value
+    assert 'opaque="5ccc069c403ebaf9f0171e9517f40e41"' in value and "nc=00000001" in value
+
+
+def test_register_answers_a_digest_challenge(core: UserAgentCore) -> None:
+    from telephony.sip.registration import RegistrationChanged
+
+    registrar = ("127.0.0.1", 5099)
+    core.register(registrar, "sip:hotline@pbx.test", username="hotline", password="s3cret", expires=120, now=0.0)
+    (first,) = [parse_message(d) for d, _ in core.take_outbox()]
+    assert first.method == "REGISTER" and "Authorization" not in first.headers
+    challenge = _reply(first, 401).replace(
+        b"Content-Length", b'WWW-Authenticate: Digest realm="pbx.test", nonce="abc123", qop="auth"\r\nContent-Length'
+    )
+    core.receive_datagram(challenge, registrar, 0.1)
+    (second,) = [parse_message(d) for d, _ in core.take_outbox()]
+    assert second.cseq[0] == first.cseq[0] + 1 and second.call_id == first.call_id
+    auth = second.headers.get("Authorization") or ""
+    assert 'username="hotline"' in auth and 'realm="pbx.test"' in auth and 'uri="sip:pbx.test"' in auth
+    core.receive_datagram(_reply(second, 200).replace(b"Content-Length", b"Expires: 90\r\nContent-Length"),
+                          registrar, 0.2)
+    (changed,) = [e for e in core.take_events() if isinstance(e, RegistrationChanged)]
+    assert changed.registered and changed.expires == 90 and changed.status == 200
+
+
+def test_register_with_wrong_password_reports_failure_without_looping(core: UserAgentCore) -> None:
+    from telephony.sip.registration import RegistrationChanged
+
+    registrar = ("127.0.0.1", 5099)
+    core.register(registrar, "sip:hotline@pbx.test", username="hotline", password="bad", now=0.0)
+    challenge_header = b'WWW-Authenticate: Digest realm="pbx.test", nonce="n1"\r\nContent-Length'
+    for step in range(4):
+        sent = [parse_message(d) for d, _ in core.take_outbox()]
+        if not sent:
+            break
+        core.receive_datagram(_reply(sent[0], 401).replace(b"Content-Length", challenge_header), registrar, step)
+    (changed,) = [e for e in core.take_events() if isinstance(e, RegistrationChanged)]
+    assert not changed.registered and changed.status == 401

@@ -175,8 +175,13 @@ async def test_pyttsx3_timeout_is_clear_and_worker_recovers() -> None:
 
 async def test_espeak_voice_errors_are_reported(espeak: EspeakNgSynthesizer) -> None:
     assert rms(await espeak.synthesize("Guten Tag", language="de")) > 500
-    with pytest.raises(SynthesisError, match="voice does not exist"):
+    assert rms(await espeak.synthesize("Hello", voice="English (America)+f3")) > 500
+    with pytest.raises(SynthesisError, match="no voice 'no-such-voice'"):
         await espeak.synthesize("hello", voice="no-such-voice")
+    with pytest.raises(SynthesisError, match="no voice variant 'zzz'"):
+        await espeak.synthesize("hello", voice="en-us+zzz")
+    with pytest.raises(SynthesisError, match="no voice for language 'xx-yy'"):
+        await espeak.synthesize("hello", language="xx-yy")
 
 
 async def test_flite_voices_and_errors() -> None:
