@@ -107,9 +107,11 @@ class JitterBuffer:
                 else:
                     self.stats.late += 1
                 return
+            if (self._highest - sequence) & 0xFFFF >= self.capacity:
+                self.stats.late += 1  # would push newer frames out of the window
+                return
             # Nothing played yet: an earlier packet simply moves the start of playout back.
             self._next = sequence
-            self._trim(sequence)
         elif sequence in self._buf:
             self.stats.duplicates += 1
             return
@@ -150,13 +152,6 @@ class JitterBuffer:
             self.stats.lost += shift - dropped  # skipped slots that never arrived
         self._history = (self._history << shift) & _HISTORY_MASK if shift < _HISTORY_BITS else 0
         self._next = new_next
-
-    def _trim(self, nxt: int) -> None:
-        """After moving the start back, keep only frames that still fit in the window."""
-        for seq in list(self._buf):
-            if (seq - nxt) & 0xFFFF >= self.capacity:
-                del self._buf[seq]
-                self.stats.overflow += 1
 
     def pop(self) -> bytes | None:
         if not self._playing:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import difflib
 import gc
 import logging
@@ -117,6 +118,7 @@ class EngineWorker:
         self._errors: list[str] = []
         self._voices: list[_Voice] = []
         self._espeak: Any = None
+        self._variants: set[str] = set()
         self._tmpdir = Path(tempfile.mkdtemp(prefix="hotline-pyttsx3-"))
         self._counter = 0
         self._thread = threading.Thread(target=self._run, name="hotline-pyttsx3", daemon=True)
@@ -144,7 +146,7 @@ class EngineWorker:
         try:
             engine = self._create_engine()
         except Exception as exc:
-            broken = SynthesisError(f"pyttsx3 cannot start its espeak-ng driver: {exc}")
+            broken = SynthesisError(f"pyttsx3 cannot start its espeak-ng driver: {type(exc).__name__}: {exc}")
             log.error("%s", broken)
         try:
             while (job := self._jobs.get()) is not None:
@@ -194,6 +196,11 @@ class EngineWorker:
             for v in engine.getProperty("voices")
             if not str(v.id).startswith("mb/")
         ]
+        # espeak ignores an unknown "+variant" silently, so we keep the list to check against.
+        spec = self._espeak.VOICE(languages=b"variant")
+        self._variants = set()
+        for v in self._espeak.ListVoices(ctypes.pointer(spec)):
+            self._variants |= {_fold(v.identifier.decode().rsplit("/", 1)[-1]), _fold(v.name.decode())}
         return engine
 
     def resolve_voice(self, voice: str | None, language: str) -> str:
@@ -204,6 +211,8 @@ class EngineWorker:
         candidates = [key]
         if voice is None and "-" in key:
             candidates.append(key.split("-", 1)[0])  # "en-ca" has no voice of its own: fall back to "en"
+        if variant and _fold(variant) not in self._variants:
+            raise SynthesisError(f"pyttsx3/espeak-ng has no voice variant {variant!r}")
         for cand in candidates:
             for matches in (
                 lambda v, c=cand: v.id == c,

@@ -33,6 +33,8 @@ class Synthesizer(Protocol):
     """Text to 8 kHz mono int16 PCM, without ever blocking the event loop.
 
     `name` identifies the engine; the prompt cache uses it (with voice, language and text) as the cache key.
+    Backends may also expose a `cache_tag: str` describing settings that change the audio (default voice,
+    rate); the cache adds it to the key, and wrappers should forward it.
     """
 
     name: str

@@ -70,7 +70,9 @@ class PromptCache(Synthesizer):
         return self._memory_samples
 
     def key(self, text: str, voice: str | None, language: str) -> CacheKey:
-        return (self.name, voice, language, text, str(getattr(self.inner, "cache_tag", "")))
+        # Whitespace does not change speech, so "Hello  there\n" and "Hello there" share one entry.
+        spoken = " ".join(text.split())
+        return (self.name, voice, language, spoken, str(getattr(self.inner, "cache_tag", "")))
 
     def disk_path(self, key: CacheKey) -> Path | None:
         if self.cache_dir is None:

@@ -194,13 +194,13 @@ def test_never_grows_past_capacity() -> None:
     assert jb.stats.late == 1
 
 
-def test_earlier_packet_before_playout_keeps_the_window_within_capacity() -> None:
+def test_earlier_packet_before_playout_moves_start_only_within_capacity() -> None:
     jb = JitterBuffer(depth=4, capacity=4)
-    for seq in (10, 11, 12, 13, 8):
+    for seq in (11, 12, 13, 10, 9):
         jb.push(seq, 0, SSRC, frame(seq))
         assert len(jb) <= 4
-    assert jb.stats.overflow == 1
-    assert [jb.pop() for _ in range(4)] == [frame(8), None, frame(10), frame(11)]
+    assert (jb.stats.late, jb.stats.reordered, jb.stats.overflow) == (1, 1, 0)  # 9 would not fit
+    assert [jb.pop() for _ in range(4)] == [frame(10), frame(11), frame(12), frame(13)]
 
 
 def test_pop_on_empty_and_validation() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -110,6 +111,8 @@ async def test_pyttsx3_voice_and_language_selection(pyttsx3_synth: Pyttsx3Synthe
     assert not np.array_equal(default[:4000], female[:4000])
     with pytest.raises(SynthesisError, match="no voice 'no-such-voice'"):
         await pyttsx3_synth.synthesize("hello", voice="no-such-voice")
+    with pytest.raises(SynthesisError, match="no voice variant 'zzz'"):
+        await pyttsx3_synth.synthesize("hello", voice="en-us+zzz")
     # The worker is still healthy after a rejected request.
     assert rms(await pyttsx3_synth.synthesize("Still here")) > 500
 
@@ -159,6 +162,25 @@ async def test_pyttsx3_keeps_event_loop_responsive(pyttsx3_synth: Pyttsx3Synthes
     gaps = np.diff(ticks)
     assert len(during) >= elapsed / 0.01 * 0.5, (len(during), elapsed)
     assert gaps.max() < 0.06, f"event loop stalled for {gaps.max() * 1000:.0f} ms"
+
+
+async def test_pyttsx3_worker_stops_with_last_user_and_restarts(caplog: pytest.LogCaptureFixture) -> None:
+    def workers() -> int:
+        return sum(t.name == "hotline-pyttsx3" for t in threading.enumerate())
+
+    first = Pyttsx3Synthesizer()
+    assert rms(await first.synthesize("First")) > 500
+    assert workers() == 1
+    await first.close()
+    assert workers() == 0
+    with pytest.raises(SynthesisError, match="closed"):
+        await first.synthesize("Too late")
+    second = Pyttsx3Synthesizer()  # a new thread and engine on the process-global libespeak-ng
+    try:
+        assert rms(await second.synthesize("Second")) > 500
+    finally:
+        await second.close()
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
 
 
 async def test_pyttsx3_timeout_is_clear_and_worker_recovers() -> None:
@@ -211,7 +233,7 @@ async def test_cache_synthesizes_once_for_concurrent_requests() -> None:
         assert counting.calls == 1
         assert all(r is results[0] for r in results)
         assert (cache.misses, cache.hits) == (1, 4)
-        again = await cache.synthesize("Thanks for calling")
+        again = await cache.synthesize(" Thanks  for\ncalling ")
         assert again is results[0] and counting.calls == 1 and cache.hits == 5
         with pytest.raises(ValueError):
             again[0] = 1  # shared between callers, so read-only

@@ -1,0 +1,265 @@
+"""SIP/RTP load benchmark: N concurrent sipp callers against one `hotline serve` worker.
+
+Each caller (tests/e2e/scenarios/uac_load.xml) streams audio and presses ten RFC 4733 digits, then holds.
+We capture the server's outbound RTP on loopback with tcpdump and report, for the window in which all N
+calls are up: server CPU (% of one core), RSS at start and end, outbound RTP inter-packet interval mean /
+p99 / max gap, digits detected / sent, failed calls.
+
+    python -m bench.sip_load --calls 100 200 400 [--hold 10]
+
+Needs root (tcpdump on lo), sipp and tcpdump (scripts/install.sh --test installs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "tests" / "e2e" / "scenarios" / "uac_load.xml"
+DIGITS_PER_CALL = 10
+RATE = 50  # new calls per second
+TOKEN = "bench-token"
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def machine() -> str:
+    model = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()} · {os.cpu_count()} cores · {model} · Python {platform.python_version()}"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def read_pcap(path: Path) -> list[tuple[float, int, int]]:
+    """(timestamp, udp src port, udp dst port) of each IPv4/UDP packet in a pcap (Ethernet or Linux cooked)."""
+    data = path.read_bytes()
+    if len(data) < 24:
+        return []
+    magic = struct.unpack_from("<I", data)[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
+    linktype = struct.unpack_from(endian + "I", data, 20)[0]
+    link_len = {1: 14, 113: 16, 276: 20, 0: 4}.get(linktype)
+    if link_len is None:
+        raise ValueError(f"unsupported pcap link type {linktype}")
+    out: list[tuple[float, int, int]] = []
+    offset = 24
+    while offset + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack_from(endian + "IIII", data, offset)
+        offset += 16
+        ip = offset + link_len
+        if data[ip] >> 4 == 4 and data[ip + 9] == 17:
+            udp = ip + (data[ip] & 0x0F) * 4
+            src, dst = struct.unpack_from("!HH", data, udp)
+            out.append((sec + frac * scale, src, dst))
+        offset += incl
+    return out
+
+
+@dataclass
+class RunResult:
+    calls: int
+    failed: int
+    cpu_pct: float
+    rss_start: float
+    rss_end: float
+    mean_ms: float
+    p99_ms: float
+    max_ms: float
+    streams: int
+    digits_sent: int
+    digits_detected: int
+    window_s: float
+
+
+def api(http_port: int, path: str) -> object:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{http_port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def start_server(workdir: Path, sip_port: int, http_port: int, rtp: tuple[int, int]) -> subprocess.Popen[bytes]:
+    log = (workdir / "server.log").open("wb")
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "hotline", "serve", "--sip-host", "127.0.0.1", "--sip-port", str(sip_port),
+            "--http-port", str(http_port), "--db", f"sqlite:///{workdir / 'bench.db'}",
+            "--rtp-ports", f"{rtp[0]}-{rtp[1]}", "--admin-token", TOKEN, "--log-level", "warning",
+            "--tts-cache-dir", str(workdir / "prompts"),
+        ],
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.2)
+        if server.poll() is not None:
+            break
+    server.kill()
+    raise SystemExit(f"server did not start; log:\n{(workdir / 'server.log').read_text()[-3000:]}")
+
+
+def write_caller_audio(path: Path) -> None:
+    """10 s of a speech-like signal (tone bursts over noise), µ-law, for rtp_stream."""
+    from telephony.g711 import ulaw_encode
+
+    t = np.arange(80_000) / 8000
+    envelope = (np.sin(2 * np.pi * 0.7 * t) > 0).astype(np.float64)
+    signal_ = 6000 * np.sin(2 * np.pi * 440 * t) * envelope + np.random.default_rng(1).normal(0, 300, t.size)
+    path.write_bytes(ulaw_encode(np.clip(signal_, -32768, 32767).astype(np.int16)))
+
+
+def run_one(n: int, hold_s: int, workdir: Path, server: subprocess.Popen[bytes], ports: dict[str, int],
+            rtp: tuple[int, int]) -> RunResult:
+    capture = workdir / f"rtp-{n}.pcap"
+    tcpdump = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "-s", "64", "-B", "16384", "-w", str(capture), "-U",
+         f"udp and src portrange {rtp[0]}-{rtp[1]}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    before = {c["sip_call_id"] for c in api(ports["http"], "/api/v1/calls?limit=500")}  # type: ignore[union-attr]
+    ramp = n / RATE
+    call_length = 1 + 2 * DIGITS_PER_CALL + hold_s
+    started = time.monotonic()
+    sipp = subprocess.Popen(
+        ["sipp", f"127.0.0.1:{ports['sip']}", "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", str(free_port()),
+         "-mp", str(free_port()), "-r", str(RATE), "-l", str(n), "-m", str(n), "-d", str(hold_s * 1000),
+         "-nostdin", "-trace_stat", "-stf", str(workdir / f"stat-{n}.csv"), "-max_socket", "2048",
+         "-timeout", str(int(ramp + call_length + 60)), "-timeout_error"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=(workdir / f"sipp-{n}.err").open("wb"),
+    )
+    window_start = started + ramp + 2.0
+    window_end = started + call_length - 1.0
+    time.sleep(max(0.0, window_start - time.monotonic()))
+    cpu0, rss0, t0 = cpu_seconds(server.pid), rss_mib(server.pid), time.monotonic()
+    time.sleep(max(0.0, window_end - time.monotonic()))
+    cpu1, rss1, t1 = cpu_seconds(server.pid), rss_mib(server.pid), time.monotonic()
+    sipp.wait(timeout=ramp + call_length + 120)
+    time.sleep(1.0)
+    tcpdump.send_signal(signal.SIGINT)
+    tcpdump.wait(timeout=10)
+
+    failed = _failed_calls(workdir / f"stat-{n}.csv", sipp.returncode, n)
+    calls = [c for c in api(ports["http"], "/api/v1/calls?limit=500") if c["sip_call_id"] not in before]  # type: ignore[union-attr]
+    detected = sum(1 for c in calls for e in c["events"] if e["type"] == "dtmf")
+    answered = sum(1 for c in calls if c["answered_at"])
+
+    # inter-packet gaps per outbound stream, only for packets inside the steady window
+    wall_offset = time.time() - time.monotonic()
+    lo, hi = t0 + wall_offset, t1 + wall_offset
+    per_stream: dict[int, list[float]] = {}
+    for ts, src, dst in read_pcap(capture):
+        if lo <= ts <= hi:
+            per_stream.setdefault(src, []).append(ts)  # one server RTP port = one outbound stream
+    gaps: list[float] = []
+    for times in per_stream.values():
+        if len(times) > 2:
+            gaps.extend(np.diff(np.asarray(times)) * 1000)
+    gaps_arr = np.asarray(gaps) if gaps else np.asarray([0.0])
+    capture.unlink(missing_ok=True)
+    return RunResult(
+        calls=n, failed=max(failed, n - answered), cpu_pct=100 * (cpu1 - cpu0) / (t1 - t0),
+        rss_start=rss0, rss_end=rss1, mean_ms=float(gaps_arr.mean()), p99_ms=float(np.percentile(gaps_arr, 99)),
+        max_ms=float(gaps_arr.max()), streams=len(per_stream), digits_sent=DIGITS_PER_CALL * answered,
+        digits_detected=detected, window_s=t1 - t0,
+    )
+
+
+def _failed_calls(stat_file: Path, returncode: int | None, n: int) -> int:
+    try:
+        lines = stat_file.read_text().splitlines()
+        header = lines[0].split(";")
+        last = lines[-1].split(";")
+        return int(last[header.index("FailedCall(C)")])
+    except (OSError, ValueError, IndexError):
+        return n if returncode else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, nargs="+", default=[100, 200, 400])
+    parser.add_argument("--hold", type=int, default=10, help="seconds each call holds after its digits")
+    args = parser.parse_args()
+    for tool in ("sipp", "tcpdump"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: run scripts/install.sh --test")
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        workdir = Path(tmp)
+        write_caller_audio(workdir / "caller_audio.ulaw")
+        ports = {"sip": free_port(), "http": free_port(socket.SOCK_STREAM)}
+        rtp = (40000, 41999)
+        server = start_server(workdir, ports["sip"], ports["http"], rtp)
+        try:
+            rows = []
+            for n in args.calls:
+                result = run_one(n, args.hold, workdir, server, ports, rtp)
+                rows.append(result)
+                print(
+                    f"calls={result.calls:4d} failed={result.failed} cpu={result.cpu_pct:5.1f}% "
+                    f"rss={result.rss_start:.0f}->{result.rss_end:.0f} MiB streams={result.streams} "
+                    f"rtp mean={result.mean_ms:.3f} ms p99={result.p99_ms:.2f} ms max={result.max_ms:.2f} ms "
+                    f"digits={result.digits_detected}/{result.digits_sent} window={result.window_s:.0f}s",
+                    flush=True,
+                )
+                time.sleep(3)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        print("\n| calls | failed | server CPU (% of 1 core) | RSS start → end (MiB) | RTP mean (ms) | p99 (ms) "
+              "| max gap (ms) | digits detected/sent |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r.calls} | {r.failed} | {r.cpu_pct:.1f} | {r.rss_start:.0f} → {r.rss_end:.0f} | "
+                  f"{r.mean_ms:.3f} | {r.p99_ms:.2f} | {r.max_ms:.2f} | {r.digits_detected}/{r.digits_sent} |")
+
+
+if __name__ == "__main__":
+    main()
