@@ -113,19 +113,23 @@ def udp_port_bound(port: int, host: str = LOOPBACK) -> bool:
 # --- test audio -----------------------------------------------------------------------------------
 
 _ULAW_BIAS = 0x84
-_ULAW_CLIP = 32635
-# segment number of a biased magnitude, indexed by magnitude >> 7 (G.711 table form)
+# segment of a 14-bit biased magnitude (33..8191), indexed by magnitude >> 5
 _ULAW_SEGMENT = np.array([max(0, int(v).bit_length() - 1) for v in range(256)], dtype=np.int32)
 
 
 def ulaw_encode(pcm: np.ndarray) -> bytes:
-    """ITU-T G.711 mu-law from 16-bit linear PCM (written here so the harness never imports hotline)."""
-    x = np.asarray(pcm, dtype=np.int32)
-    sign = np.where(x < 0, 0x80, 0x00)
-    magnitude = np.minimum(np.abs(x), _ULAW_CLIP) + _ULAW_BIAS
-    segment = _ULAW_SEGMENT[magnitude >> 7]
-    mantissa = (magnitude >> (segment + 3)) & 0x0F
-    return (~(sign | (segment << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    """G.711 mu-law from 16-bit PCM, bit-exact with the classic reference coder (and audioop).
+
+    Written here so the harness never depends on the code under test. The reference works on the
+    14-bit value x >> 2, which rounds negative samples away from zero.
+    """
+    v = np.asarray(pcm, dtype=np.int32) >> 2
+    mask = np.where(v < 0, 0x7F, 0xFF)
+    # 8159 + 33 = 8192 would be "segment 8": the reference clips it to the top code, as 8191 does
+    magnitude = np.minimum(np.minimum(np.abs(v), 8159) + (_ULAW_BIAS >> 2), 8191)
+    segment = _ULAW_SEGMENT[magnitude >> 5]
+    code = (segment << 4) | ((magnitude >> (segment + 1)) & 0x0F)
+    return (code ^ mask).astype(np.uint8).tobytes()
 
 
 def ulaw_decode(data: bytes) -> np.ndarray:
