@@ -54,6 +54,10 @@ def scratch_pg_schema(url: str) -> Iterator[URL]:
         base = normalize_url(url)
         yield base.update_query_dict({"options": f"-csearch_path={schema}"})
     finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+        try:
+            with admin.begin() as conn:
+                # A connection left open in the schema would make DROP wait forever; fail loudly instead.
+                conn.execute(text("SET LOCAL lock_timeout = '15s'"))
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        finally:
+            admin.dispose()

@@ -284,7 +284,9 @@ class BaresipPhone:
                 raise BaresipError(f"no ctrl_tcp response to {name!r} in {timeout}s\n{self.log_tail()}")
             response = self._responses.pop(token)
         if not response.get("ok"):
-            raise BaresipError(f"baresip {name} {params!r} failed: {response.get('data')}\n{self.log_tail(20)}")
+            raise BaresipError(
+                f"baresip {name} {params!r} failed: {response.get('data')}\n{self.log_tail(20)}"
+            )
         return str(response.get("data", ""))
 
     # phone actions
@@ -317,7 +319,9 @@ class BaresipPhone:
             index = find()
             if index is None:
                 seen = [e.get("type") for e in self.events[self._cursor :]]
-                raise BaresipError(f"no {event_type} within {timeout}s (since then: {seen})\n{self.log_tail()}")
+                raise BaresipError(
+                    f"no {event_type} within {timeout}s (since then: {seen})\n{self.log_tail()}"
+                )
             self._cursor = index + 1
             return self.events[index]
 

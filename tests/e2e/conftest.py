@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 from baresip import BaresipPhone
-from harness import SippProcess, HotlineServer, start_sipp
+from harness import HotlineServer, SippProcess, start_sipp
 
-INSTALL_HINT = "install it with: sudo apt-get install -y sip-tester baresip (see the project's install script)"
+INSTALL_HINT = (
+    "install it with: sudo apt-get install -y sip-tester baresip (see the project's install script)"
+)
 
 
 def _require(binary: str, version_args: list[str], expect: str) -> str:
@@ -65,7 +67,9 @@ def start_hotline(tmp_path: Path, sipp_bin: str) -> Iterator[Callable[..., Hotli
 
 
 @pytest.fixture
-def hotline_server(request: pytest.FixtureRequest, start_hotline: Callable[..., HotlineServer]) -> HotlineServer:
+def hotline_server(
+    request: pytest.FixtureRequest, start_hotline: Callable[..., HotlineServer]
+) -> HotlineServer:
     """A default server; parametrize indirectly with a dict of HotlineServer options to change it."""
     options: dict[str, Any] = getattr(request, "param", None) or {}
     return start_hotline(**options)
