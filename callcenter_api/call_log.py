@@ -65,10 +65,10 @@ class CallLog:
         session_factory: sessionmaker[Session],
         *,
         max_batch: int = 2000,
-        retry_delays: Sequence[float] = (0.05, 0.25, 1.0),
+        retry_delays: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 4.0),
     ) -> None:
         """`retry_delays`: waits before re-running a whole batch after a connection-level error, so a brief
-        database outage delays records instead of dropping them."""
+        database outage (a PostgreSQL failover takes seconds) delays records instead of dropping them."""
         self._session_factory = session_factory
         self._max_batch = max_batch
         self._retry_delays = tuple(retry_delays)
@@ -116,6 +116,10 @@ class CallLog:
                 timeout,
                 self._queue.qsize(),
             )
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """`close` for shutdown code running on the event loop: the drain waits in a worker thread."""
+        await asyncio.to_thread(self.close, timeout)
 
     @property
     def pending(self) -> int:

@@ -2,7 +2,7 @@
 
 Two ways in: `callcenter_api.db.migrate()` hands us an open connection (no ini file involved), and operators
 run ``alembic -c callcenter_api/alembic.ini [-x url=...] upgrade head``; the URL then comes from ``-x url``,
-``HOTLINE_DATABASE_URL`` or the ini file, in that order.
+``HOTLINE_DB`` or the ini file, in that order.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs table rebuilds for ALTER
+        # Batch ops are plain ALTERs on PostgreSQL and table rebuilds on SQLite, so revisions work on both.
+        render_as_batch=True,
         render_item=_render_item,
         compare_type=True,
     )
@@ -41,10 +42,10 @@ def _configure(connection: Connection) -> None:
 
 
 def _url() -> str:
-    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("HOTLINE_DATABASE_URL")
+    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("HOTLINE_DB")
     url = url or config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("no database URL: pass -x url=..., set HOTLINE_DATABASE_URL or sqlalchemy.url")
+        raise RuntimeError("no database URL: pass -x url=..., set HOTLINE_DB or sqlalchemy.url")
     return url
 
 

@@ -16,6 +16,9 @@ import pytest
 from baresip import BaresipPhone
 from harness import HotlineServer, SippProcess, start_sipp
 
+# peers of the running test whose logs go into its failure report: (title, text getter)
+_PEER_LOGS = pytest.StashKey[list[tuple[str, Callable[[], str]]]]()
+
 INSTALL_HINT = (
     "install it with: sudo apt-get install -y sip-tester baresip (see the project's install script)"
 )
@@ -29,6 +32,23 @@ def _require(binary: str, version_args: list[str], expect: str) -> str:
     if expect not in out.stdout + out.stderr:
         pytest.fail(f"{path} does not look like {expect}: {(out.stdout + out.stderr)[:300]}", pytrace=False)
     return path
+
+
+def _track(request: pytest.FixtureRequest, title: str, text: Callable[[], str]) -> None:
+    request.node.stash.setdefault(_PEER_LOGS, []).append((title, text))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach server/peer log tails to a failed test's report, where a reader looks first."""
+    report = yield
+    if report.failed and call.when in ("call", "teardown"):
+        for title, text in item.stash.get(_PEER_LOGS, []):
+            try:
+                report.sections.append((title, text()))
+            except OSError as exc:  # a log that never got created is itself a clue
+                report.sections.append((title, f"(unreadable: {exc})"))
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -49,16 +69,19 @@ def baresip_bin() -> str:
 
 
 @pytest.fixture
-def start_hotline(tmp_path: Path, sipp_bin: str) -> Iterator[Callable[..., HotlineServer]]:
+def start_hotline(
+    request: pytest.FixtureRequest, tmp_path: Path, sipp_bin: str
+) -> Iterator[Callable[..., HotlineServer]]:
     """Factory: start_hotline(answer_delay_ms=3000, flows_dir=..., extra_args=[...]) -> running server.
 
-    Every server started through it is stopped at teardown; its log is printed when the test failed.
+    Every server started through it is stopped at teardown; a failed test's report shows its log.
     """
     servers: list[HotlineServer] = []
 
     def start(**options: Any) -> HotlineServer:
         server = HotlineServer(tmp_path / f"hotline-{len(servers)}", **options)
         servers.append(server)
+        _track(request, f"hotline log {server.log_path}", lambda: server.log_tail(150))
         return server.start()
 
     yield start
@@ -76,7 +99,9 @@ def hotline_server(
 
 
 @pytest.fixture
-def sipp_uas(tmp_path: Path, sipp_bin: str) -> Iterator[Callable[..., SippProcess]]:
+def sipp_uas(
+    request: pytest.FixtureRequest, tmp_path: Path, sipp_bin: str
+) -> Iterator[Callable[..., SippProcess]]:
     """Factory for background sipp UAS peers (e.g. uas_answer.xml as an agent), stopped at teardown."""
     peers: list[SippProcess] = []
 
@@ -84,6 +109,7 @@ def sipp_uas(tmp_path: Path, sipp_bin: str) -> Iterator[Callable[..., SippProces
         options.setdefault("workdir", tmp_path / f"sipp-uas-{len(peers)}")
         peer = start_sipp(scenario, None, **options)
         peers.append(peer)
+        _track(request, f"sipp UAS {scenario} in {peer.workdir}", lambda: peer.result().describe(40))
         return peer
 
     yield start
@@ -92,15 +118,18 @@ def sipp_uas(tmp_path: Path, sipp_bin: str) -> Iterator[Callable[..., SippProces
 
 
 @pytest.fixture
-def baresip_phone(tmp_path: Path, baresip_bin: str) -> Iterator[Callable[..., BaresipPhone]]:
+def baresip_phone(
+    request: pytest.FixtureRequest, tmp_path: Path, baresip_bin: str
+) -> Iterator[Callable[..., BaresipPhone]]:
     """Factory for headless baresip phones (see baresip.BaresipPhone), closed at teardown."""
     phones: list[BaresipPhone] = []
 
     def start(**options: Any) -> BaresipPhone:
         options.setdefault("workdir", tmp_path / f"baresip-{len(phones)}")
-        phone = BaresipPhone(**options).start()
+        phone = BaresipPhone(**options)
         phones.append(phone)
-        return phone
+        _track(request, f"baresip {phone.user} log {phone.log_path}", lambda: phone.log_tail(80))
+        return phone.start()
 
     yield start
     for phone in phones:

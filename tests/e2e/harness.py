@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 import httpx
 import numpy as np
@@ -375,7 +375,15 @@ SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 BUILTIN_SCENARIOS = frozenset({"uac", "uas", "regexp", "branchc", "branchs", "uac_pcap"})
 # rtp_stream files the scenarios name; written into sipp's working directory unless the test gives them
 DEFAULT_STREAM_TONES_HZ = {"caller_audio.ulaw": 1000.0, "agent_audio.ulaw": 440.0, "target_audio.ulaw": 660.0}
-_RTP_STREAM_FILE = re.compile(r'rtp_stream="([^",]+),')
+_RTP_STREAM = re.compile(r'rtp_stream="([^",]+),(-?\d+),')
+STILL_RUNNING = -999  # SippResult.returncode of a sipp that has not exited
+
+
+class SipPeer(Protocol):
+    """Anything sipp can call: HotlineServer, SippProcess (a UAS), baresip.BaresipPhone."""
+
+    @property
+    def sip_addr(self) -> str: ...
 
 
 class SippError(AssertionError):
@@ -426,8 +434,9 @@ class SippResult:
         def last(text: str) -> str:
             return "\n".join(text.splitlines()[-tail:]) or "(empty)"
 
+        status = "still running" if self.returncode == STILL_RUNNING else f"exit {self.returncode}"
         return (
-            f"sipp {self.scenario}: exit {self.returncode}, successful {self.successful}, "
+            f"sipp {self.scenario}: {status}, successful {self.successful}, "
             f"failed {self.failed}, Call-IDs {self.call_ids[:3]}{'...' if len(self.call_ids) > 3 else ''}\n"
             f"command: {' '.join(self.command)}\nworkdir: {self.workdir}\n"
             f"--- error log ---\n{last(self.error_log)}\n--- stderr ---\n{last(self.stderr)}\n"
@@ -474,8 +483,9 @@ def _expand_cid(template: str, number: int, pid: int) -> str:
 class SippProcess:
     """A running sipp; UAS instances are started first and stopped (or awaited) at the end."""
 
-    def __init__(self, *, command: list[str], scenario: str, workdir: Path, port: int, cid_template: str,
-                 calls: int) -> None:  # fmt: skip
+    def __init__(
+        self, *, command: list[str], scenario: str, workdir: Path, port: int, cid_template: str, calls: int
+    ) -> None:
         self.command = command
         self.scenario = scenario
         self.workdir = workdir
@@ -539,9 +549,11 @@ class SippProcess:
         return SippResult(
             scenario=self.scenario,
             command=self.command,
-            returncode=-999 if returncode is None else returncode,
+            returncode=STILL_RUNNING if returncode is None else returncode,
             workdir=self.workdir,
-            call_ids=[_expand_cid(self.cid_template, n, self.process.pid) for n in range(1, self.calls + 1)],
+            call_ids=[_expand_cid(self.cid_template, n, self.process.pid) for n in range(1, self.calls + 1)]
+            if self.cid_template
+            else [],
             stdout=read("stdout.txt"),
             stderr=read("stderr.txt"),
             error_log=read("errors.log"),
@@ -561,7 +573,7 @@ class SippProcess:
 
 def start_sipp(
     scenario: str | Path,
-    target: HotlineServer | SippProcess | str | None = None,
+    target: SipPeer | str | None = None,
     *,
     calls: int = 1,
     rate: float | None = None,
@@ -580,9 +592,11 @@ def start_sipp(
 ) -> SippProcess:
     """Start sipp as a UAC toward `target`, or as a UAS (target None) on a free port.
 
-    duration is sipp's -d in ms (the length of `<pause/>` without milliseconds). keys become
+    duration is sipp's -d in ms (the length of `<pause/>` without milliseconds); left None, it is
+    the length of a play-once rtp_stream file so the BYE does not cut the audio off. keys become
     `-key k v` ([k] in messages), variables `-set k v` (<Global> variables). files are written into
-    sipp's working directory, where relative rtp_stream paths resolve.
+    sipp's working directory, where relative rtp_stream paths resolve; missing ones get a 3 s tone.
+    timeout is also sipp's own -timeout, so a long-lived UAS needs a long one.
     """
     resolved = resolve_scenario(scenario)
     name = resolved.stem if isinstance(resolved, Path) else str(resolved)
@@ -590,9 +604,11 @@ def start_sipp(
     workdir.mkdir(parents=True, exist_ok=True)
     stream_files = dict(files or {})
     if isinstance(resolved, Path):
-        for needed in _RTP_STREAM_FILE.findall(resolved.read_text()):
+        for needed, loops in _RTP_STREAM.findall(resolved.read_text()):
             if not Path(needed).is_absolute() and needed not in stream_files:
                 stream_files[needed] = tone_ulaw(DEFAULT_STREAM_TONES_HZ.get(needed, 1000.0), 3.0)
+            if duration is None and loops == "1" and needed in stream_files:
+                duration = ulaw_duration_ms(stream_files[needed])
     for file_name, data in stream_files.items():
         (workdir / file_name).write_bytes(data)
 
@@ -628,14 +644,19 @@ def start_sipp(
             command += [flag, key, str(value)]
     command += list(extra_args)
     process = SippProcess(
-        command=command, scenario=name, workdir=workdir, port=port, cid_template=cid_template, calls=calls
+        command=command,
+        scenario=name,
+        workdir=workdir,
+        port=port,
+        cid_template=cid_template if target is not None else "",
+        calls=calls,
     )
     return process.wait_listening() if target is None else process
 
 
 def run_sipp(
     scenario: str | Path,
-    server: HotlineServer | SippProcess | str,
+    server: SipPeer | str,
     *,
     calls: int = 1,
     rate: float | None = None,

@@ -292,6 +292,16 @@ async def test_close_drains_the_queue(
     assert count(session_factory, CallEvent) == 300
 
 
+async def test_aclose_drains_without_blocking_the_loop(session_factory: sessionmaker[Session]) -> None:
+    log = CallLog(session_factory)
+    log.start()
+    call_id = start_call(log)
+    for n in range(200):
+        log.event(call_id, "dtmf", str(n % 10), at=t(n))
+    await asyncio.wait_for(log.aclose(timeout=30), 30)
+    assert count(session_factory, CallEvent) == 200
+
+
 def test_close_without_start_still_writes(session_factory: sessionmaker[Session]) -> None:
     log = CallLog(session_factory)
     call_id = start_call(log)
