@@ -117,16 +117,36 @@ def api(http_port: int, path: str) -> object:
         return json.loads(response.read())
 
 
-def start_server(workdir: Path, sip_port: int, http_port: int, rtp: tuple[int, int]) -> subprocess.Popen[bytes]:
+def start_server(
+    workdir: Path, sip_port: int, http_port: int, rtp: tuple[int, int]
+) -> subprocess.Popen[bytes]:
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "hotline", "serve", "--sip-host", "127.0.0.1", "--sip-port", str(sip_port),
-            "--http-port", str(http_port), "--db", f"sqlite:///{workdir / 'bench.db'}",
-            "--rtp-ports", f"{rtp[0]}-{rtp[1]}", "--admin-token", TOKEN, "--log-level", "warning",
-            "--tts-cache-dir", str(workdir / "prompts"),
+            sys.executable,
+            "-m",
+            "hotline",
+            "serve",
+            "--sip-host",
+            "127.0.0.1",
+            "--sip-port",
+            str(sip_port),
+            "--http-port",
+            str(http_port),
+            "--db",
+            f"sqlite:///{workdir / 'bench.db'}",
+            "--rtp-ports",
+            f"{rtp[0]}-{rtp[1]}",
+            "--admin-token",
+            TOKEN,
+            "--log-level",
+            "warning",
+            "--tts-cache-dir",
+            str(workdir / "prompts"),
         ],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -152,13 +172,31 @@ def write_caller_audio(path: Path) -> None:
     path.write_bytes(ulaw_encode(np.clip(signal_, -32768, 32767).astype(np.int16)))
 
 
-def run_one(n: int, hold_s: int, workdir: Path, server: subprocess.Popen[bytes], ports: dict[str, int],
-            rtp: tuple[int, int]) -> RunResult:
+def run_one(
+    n: int,
+    hold_s: int,
+    workdir: Path,
+    server: subprocess.Popen[bytes],
+    ports: dict[str, int],
+    rtp: tuple[int, int],
+) -> RunResult:
     capture = workdir / f"rtp-{n}.pcap"
     tcpdump = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-s", "64", "-B", "16384", "-w", str(capture), "-U",
-         f"udp and src portrange {rtp[0]}-{rtp[1]}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "tcpdump",
+            "-i",
+            "lo",
+            "-s",
+            "64",
+            "-B",
+            "16384",
+            "-w",
+            str(capture),
+            "-U",
+            f"udp and src portrange {rtp[0]}-{rtp[1]}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(1.0)
     before = {c["sip_call_id"] for c in api(ports["http"], "/api/v1/calls?limit=500")}  # type: ignore[union-attr]
@@ -166,11 +204,38 @@ def run_one(n: int, hold_s: int, workdir: Path, server: subprocess.Popen[bytes],
     call_length = 1 + 2 * DIGITS_PER_CALL + hold_s
     started = time.monotonic()
     sipp = subprocess.Popen(
-        ["sipp", f"127.0.0.1:{ports['sip']}", "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", str(free_port()),
-         "-mp", str(free_port()), "-r", str(RATE), "-l", str(n), "-m", str(n), "-d", str(hold_s * 1000),
-         "-nostdin", "-trace_stat", "-stf", str(workdir / f"stat-{n}.csv"), "-max_socket", "2048",
-         "-timeout", str(int(ramp + call_length + 60)), "-timeout_error"],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=(workdir / f"sipp-{n}.err").open("wb"),
+        [
+            "sipp",
+            f"127.0.0.1:{ports['sip']}",
+            "-sf",
+            str(SCENARIO),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-mp",
+            str(free_port()),
+            "-r",
+            str(RATE),
+            "-l",
+            str(n),
+            "-m",
+            str(n),
+            "-d",
+            str(hold_s * 1000),
+            "-nostdin",
+            "-trace_stat",
+            "-stf",
+            str(workdir / f"stat-{n}.csv"),
+            "-max_socket",
+            "2048",
+            "-timeout",
+            str(int(ramp + call_length + 60)),
+            "-timeout_error",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / f"sipp-{n}.err").open("wb"),
     )
     window_start = started + ramp + 2.0
     window_end = started + call_length - 1.0
@@ -192,7 +257,7 @@ def run_one(n: int, hold_s: int, workdir: Path, server: subprocess.Popen[bytes],
     wall_offset = time.time() - time.monotonic()
     lo, hi = t0 + wall_offset, t1 + wall_offset
     per_stream: dict[int, list[float]] = {}
-    for ts, src, dst in read_pcap(capture):
+    for ts, src, _dst in read_pcap(capture):
         if lo <= ts <= hi:
             per_stream.setdefault(src, []).append(ts)  # one server RTP port = one outbound stream
     gaps: list[float] = []
@@ -202,10 +267,18 @@ def run_one(n: int, hold_s: int, workdir: Path, server: subprocess.Popen[bytes],
     gaps_arr = np.asarray(gaps) if gaps else np.asarray([0.0])
     capture.unlink(missing_ok=True)
     return RunResult(
-        calls=n, failed=max(failed, n - answered), cpu_pct=100 * (cpu1 - cpu0) / (t1 - t0),
-        rss_start=rss0, rss_end=rss1, mean_ms=float(gaps_arr.mean()), p99_ms=float(np.percentile(gaps_arr, 99)),
-        max_ms=float(gaps_arr.max()), streams=len(per_stream), digits_sent=DIGITS_PER_CALL * answered,
-        digits_detected=detected, window_s=t1 - t0,
+        calls=n,
+        failed=max(failed, n - answered),
+        cpu_pct=100 * (cpu1 - cpu0) / (t1 - t0),
+        rss_start=rss0,
+        rss_end=rss1,
+        mean_ms=float(gaps_arr.mean()),
+        p99_ms=float(np.percentile(gaps_arr, 99)),
+        max_ms=float(gaps_arr.max()),
+        streams=len(per_stream),
+        digits_sent=DIGITS_PER_CALL * answered,
+        digits_detected=detected,
+        window_s=t1 - t0,
     )
 
 
@@ -220,7 +293,9 @@ def _failed_calls(stat_file: Path, returncode: int | None, n: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--hold", type=int, default=10, help="seconds each call holds after its digits")
     args = parser.parse_args()
@@ -253,12 +328,16 @@ def main() -> None:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
-        print("\n| calls | failed | server CPU (% of 1 core) | RSS start → end (MiB) | RTP mean (ms) | p99 (ms) "
-              "| max gap (ms) | digits detected/sent |")
+        print(
+            "\n| calls | failed | server CPU (% of 1 core) | RSS start → end (MiB) | RTP mean (ms) | p99 (ms) "
+            "| max gap (ms) | digits detected/sent |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r.calls} | {r.failed} | {r.cpu_pct:.1f} | {r.rss_start:.0f} → {r.rss_end:.0f} | "
-                  f"{r.mean_ms:.3f} | {r.p99_ms:.2f} | {r.max_ms:.2f} | {r.digits_detected}/{r.digits_sent} |")
+            print(
+                f"| {r.calls} | {r.failed} | {r.cpu_pct:.1f} | {r.rss_start:.0f} → {r.rss_end:.0f} | "
+                f"{r.mean_ms:.3f} | {r.p99_ms:.2f} | {r.max_ms:.2f} | {r.digits_detected}/{r.digits_sent} |"
+            )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,12 @@ def main() -> None:
 
 
 @main.command(help="Answer calls on SIP and serve the HTTP API, in one process.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="YAML file of settings (keys as the long options, e.g. sip_port: 5070).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="YAML file of settings (keys as the long options, e.g. sip_port: 5070).",
+)
 @click.option("--sip-host", help="Address for SIP over UDP [0.0.0.0].")
 @click.option("--sip-port", type=int, help="SIP port [5060].")
 @click.option("--http-host", help="Address for the HTTP API [127.0.0.1].")
@@ -31,8 +35,12 @@ def main() -> None:
 @click.option("--answer-delay", type=int, help="Ring (180) this many ms before answering [0].")
 @click.option("--admin-token", help="Bearer token for /api/v1 (env HOTLINE_ADMIN_TOKEN); generated if unset.")
 @click.option("--rtp-timeout", type=float, help="Hang up after this many seconds without RTP [30].")
-@click.option("--tts-engine", type=click.Choice(["pyttsx3", "espeak-ng", "flite"]), help="TTS engine [pyttsx3].")
-@click.option("--tts-cache-dir", type=click.Path(path_type=Path), help="Keep synthesized prompts on disk here.")
+@click.option(
+    "--tts-engine", type=click.Choice(["pyttsx3", "espeak-ng", "flite"]), help="TTS engine [pyttsx3]."
+)
+@click.option(
+    "--tts-cache-dir", type=click.Path(path_type=Path), help="Keep synthesized prompts on disk here."
+)
 @click.option("--registrar", help="host:port of an upstream registrar/PBX to register with.")
 @click.option("--register-aor", help="Address-of-record to register, e.g. sip:hotline@pbx.example.com.")
 @click.option("--register-username", help="Digest user name for the registrar.")
@@ -44,7 +52,9 @@ def serve(config_file: Path | None, **options: object) -> None:
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     from hotline.service import Service
 

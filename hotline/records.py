@@ -14,8 +14,12 @@ class CallRecords:
 
     def call_started(self, call: Call) -> None:
         self.log.call_started(
-            call.id, sip_call_id=call.sip_call_id, from_uri=call.from_uri, to_uri=call.to_uri,
-            at=call.started_at, remote_media=call.remote_media,
+            call.id,
+            sip_call_id=call.sip_call_id,
+            from_uri=call.from_uri,
+            to_uri=call.to_uri,
+            at=call.started_at,
+            remote_media=call.remote_media,
         )
 
     def call_answered(self, call: Call) -> None:

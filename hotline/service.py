@@ -9,17 +9,17 @@ import signal
 from collections.abc import Iterator
 
 import uvicorn
+
 from callcenter_api.app import create_app
 from callcenter_api.call_log import CallLog
 from callcenter_api.db import make_engine, make_session_factory, migrate
-from telephony.call import Call
-from telephony.endpoint import SipEndpoint
-from tts import create_synthesizer
-
 from hotline.records import CallRecords
 from hotline.settings import Settings
 from hotline.voice import VoiceChannel
 from ivr_flows.demo import run_demo
+from telephony.call import Call
+from telephony.endpoint import SipEndpoint
+from tts import create_synthesizer
 
 log = logging.getLogger("hotline")
 
@@ -57,23 +57,36 @@ class Service:
             settings.tts_engine, cache_dir=settings.tts_cache_dir, voice=settings.tts_voice
         )
         self.endpoint = SipEndpoint(
-            host=settings.sip_host, port=settings.sip_port, rtp_ports=settings.rtp_range,
-            handler=self.handle_call, observer=CallRecords(self.call_log),
-            answer_delay=settings.answer_delay / 1000, rtp_timeout=settings.rtp_timeout,
+            host=settings.sip_host,
+            port=settings.sip_port,
+            rtp_ports=settings.rtp_range,
+            handler=self.handle_call,
+            observer=CallRecords(self.call_log),
+            answer_delay=settings.answer_delay / 1000,
+            rtp_timeout=settings.rtp_timeout,
         )
         await self.endpoint.start()
         registering: asyncio.Task[None] | None = None
         if settings.registrar and settings.register_aor:
             host, _, port = settings.registrar.rpartition(":")
             registrar_ip = (await asyncio.get_running_loop().getaddrinfo(host, int(port)))[0][4][0]
-            registering = asyncio.ensure_future(self.endpoint.keep_registered(
-                (registrar_ip, int(port)), settings.register_aor, username=settings.register_username,
-                password=settings.register_password, expires=settings.register_expires,
-            ))
+            registering = asyncio.ensure_future(
+                self.endpoint.keep_registered(
+                    (registrar_ip, int(port)),
+                    settings.register_aor,
+                    username=settings.register_username,
+                    password=settings.register_password,
+                    expires=settings.register_expires,
+                )
+            )
         app = create_app(session_factory=session_factory, admin_token=token, is_ready=lambda: self.ready)
         config = uvicorn.Config(
-            app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level,
-            lifespan="off", access_log=settings.log_level == "debug",
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level=settings.log_level,
+            lifespan="off",
+            access_log=settings.log_level == "debug",
         )
         server = _EmbeddedServer(config)
         http = asyncio.ensure_future(server.serve())
@@ -86,12 +99,22 @@ class Service:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
-        log.info("SIP listening on udp %s:%s, RTP ports %s", settings.sip_host, self.endpoint.port, settings.rtp_ports)
+        log.info(
+            "SIP listening on udp %s:%s, RTP ports %s",
+            settings.sip_host,
+            self.endpoint.port,
+            settings.rtp_ports,
+        )
         log.info("HTTP API on http://%s:%s (docs at /docs)", settings.http_host, settings.http_port)
         if generated:
-            print(f"hotline: generated admin token (set HOTLINE_ADMIN_TOKEN to choose one): {token}", flush=True)
-        print(f"hotline: ready — sip udp {settings.sip_host}:{self.endpoint.port}, "
-              f"http {settings.http_host}:{settings.http_port}", flush=True)
+            print(
+                f"hotline: generated admin token (set HOTLINE_ADMIN_TOKEN to choose one): {token}", flush=True
+            )
+        print(
+            f"hotline: ready — sip udp {settings.sip_host}:{self.endpoint.port}, "
+            f"http {settings.http_host}:{settings.http_port}",
+            flush=True,
+        )
         await self._stop.wait()
         log.info("shutting down: hanging up %d call(s)", len(self.endpoint.calls))
         if registering is not None:

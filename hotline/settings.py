@@ -38,12 +38,16 @@ class Settings(BaseModel):
     tts_voice: str | None = None
     tts_cache_dir: Path | None = None
     log_level: str = "info"
-    register_aor: str | None = Field(None, description="register this address-of-record upstream, e.g. sip:hotline@pbx")
+    register_aor: str | None = Field(
+        None, description="register this address-of-record upstream, e.g. sip:hotline@pbx"
+    )
     registrar: str | None = Field(None, description="host:port of the upstream registrar")
     register_username: str | None = None
     register_password: str | None = None
     register_expires: int = Field(300, ge=30, le=86_400)
-    greeting: str = "Thanks for calling hotline. Press any key and I will say it back. Press pound to hang up."
+    greeting: str = (
+        "Thanks for calling hotline. Press any key and I will say it back. Press pound to hang up."
+    )
 
     @field_validator("rtp_ports")
     @classmethod
@@ -101,7 +105,9 @@ class Settings(BaseModel):
 def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Merge the layers and validate once. Unknown keys anywhere are an error, not silently ignored."""
     data: dict[str, Any] = {}
-    config_file = config_file or (Path(os.environ["HOTLINE_CONFIG"]) if os.environ.get("HOTLINE_CONFIG") else None)
+    config_file = config_file or (
+        Path(os.environ["HOTLINE_CONFIG"]) if os.environ.get("HOTLINE_CONFIG") else None
+    )
     if config_file is not None:
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}

@@ -5,10 +5,9 @@ It lives in the composition layer because it is the one place that knows both si
 
 from __future__ import annotations
 
+from ivr_flows.channel import ChannelClosed
 from telephony.call import Call, CallEndedError
 from tts.base import Synthesizer
-
-from ivr_flows.channel import ChannelClosed
 
 
 class VoiceChannel:

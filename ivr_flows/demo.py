@@ -9,14 +9,30 @@ from __future__ import annotations
 from ivr_flows.channel import Channel, ChannelClosed
 
 SPOKEN_KEYS = {
-    "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
-    "8": "eight", "9": "nine", "*": "star", "#": "pound", "A": "A", "B": "B", "C": "C", "D": "D",
+    "0": "zero",
+    "1": "one",
+    "2": "two",
+    "3": "three",
+    "4": "four",
+    "5": "five",
+    "6": "six",
+    "7": "seven",
+    "8": "eight",
+    "9": "nine",
+    "*": "star",
+    "#": "pound",
+    "A": "A",
+    "B": "B",
+    "C": "C",
+    "D": "D",
 }
 DEFAULT_GREETING = "Thanks for calling hotline. Press any key and I will say it back. Press pound to hang up."
 IDLE_TIMEOUT = 30.0
 
 
-async def run_demo(channel: Channel, *, greeting: str = DEFAULT_GREETING, idle_timeout: float = IDLE_TIMEOUT) -> str:
+async def run_demo(
+    channel: Channel, *, greeting: str = DEFAULT_GREETING, idle_timeout: float = IDLE_TIMEOUT
+) -> str:
     """Returns how it ended: "pound", "idle" or "closed"."""
     try:
         channel.note("state", "flow demo")

@@ -45,8 +45,14 @@ def _user_of(uri: str) -> str | None:
 
 class Call:
     def __init__(
-        self, endpoint: SipEndpoint, session: Session, stream: RtpStream, *, direction: str,
-        from_uri: str, to_uri: str,
+        self,
+        endpoint: SipEndpoint,
+        session: Session,
+        stream: RtpStream,
+        *,
+        direction: str,
+        from_uri: str,
+        to_uri: str,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.endpoint = endpoint
@@ -132,7 +138,9 @@ class Call:
         getter = asyncio.ensure_future(self._digits.get())
         ended = asyncio.ensure_future(self._ended.wait())
         try:
-            done, _ = await asyncio.wait({getter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {getter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             ended.cancel()
             if not getter.done():

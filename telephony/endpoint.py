@@ -17,7 +17,15 @@ from functools import lru_cache
 
 from telephony.call import Call, CallObserver
 from telephony.media import MediaClock, PortAllocator, PortsExhausted, RtpStream
-from telephony.sdp import MediaAnswer, NoCommonCodec, SdpError, accept_answer, answer_offer, build_offer, parse_sdp
+from telephony.sdp import (
+    MediaAnswer,
+    NoCommonCodec,
+    SdpError,
+    accept_answer,
+    answer_offer,
+    build_offer,
+    parse_sdp,
+)
 from telephony.sip.registration import Registration, RegistrationChanged
 from telephony.sip.useragent import (
     CallAnswered,
@@ -59,9 +67,17 @@ def _route_source(peer_ip: str) -> str:
 
 class SipEndpoint(asyncio.DatagramProtocol):
     def __init__(
-        self, *, host: str, port: int, rtp_ports: tuple[int, int], handler: CallHandler | None = None,
-        observer: CallObserver | None = None, answer_delay: float = 0.0, rtp_timeout: float = 30.0,
-        codecs: tuple[str, ...] = ("PCMU", "PCMA"), user: str = "hotline",
+        self,
+        *,
+        host: str,
+        port: int,
+        rtp_ports: tuple[int, int],
+        handler: CallHandler | None = None,
+        observer: CallObserver | None = None,
+        answer_delay: float = 0.0,
+        rtp_timeout: float = 30.0,
+        codecs: tuple[str, ...] = ("PCMU", "PCMA"),
+        user: str = "hotline",
     ) -> None:
         self.host = host
         self.port = port
@@ -217,16 +233,24 @@ class SipEndpoint(asyncio.DatagramProtocol):
         local_ip = self.local_ip_for(session.peer)
         try:
             answer = answer_offer(
-                offer, local_ip=local_ip, local_port=stream.local_port, codecs=self.codecs,
-                session_id=secrets.randbelow(2**31), session_version=1,
+                offer,
+                local_ip=local_ip,
+                local_port=stream.local_port,
+                codecs=self.codecs,
+                session_id=secrets.randbelow(2**31),
+                session_version=1,
             )
         except NoCommonCodec as exc:
             stream.close()
             session.reject(488, "Not Acceptable Here", headers={"Warning": f'304 hotline "{exc}"'})
             return
         call = Call(
-            self, session, stream, direction="inbound",
-            from_uri=str(session.invite.from_address.uri), to_uri=str(session.invite.to_address.uri),
+            self,
+            session,
+            stream,
+            direction="inbound",
+            from_uri=str(session.invite.from_address.uri),
+            to_uri=str(session.invite.to_address.uri),
         )
         session.handle = call
         self.calls[call.id] = call
@@ -253,7 +277,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def _apply(self, call: Call, answer: MediaAnswer) -> None:
         call.codec = answer.codec.name
-        call.stream.configure(answer.codec, answer.remote_address, answer.telephone_event_pt, answer.direction)
+        call.stream.configure(
+            answer.codec, answer.remote_address, answer.telephone_event_pt, answer.direction
+        )
         call.stream.on_dtmf = lambda digit: call._digit_received(digit, "rfc4733")
 
     def _reoffer(self, call: Call, body: bytes) -> None:
@@ -262,8 +288,12 @@ class SipEndpoint(asyncio.DatagramProtocol):
             offer = parse_sdp(body)
             call.sdp_version += 1
             answer = answer_offer(
-                offer, local_ip=self.local_ip_for(session.peer), local_port=call.stream.local_port,
-                codecs=self.codecs, session_id=secrets.randbelow(2**31), session_version=call.sdp_version,
+                offer,
+                local_ip=self.local_ip_for(session.peer),
+                local_port=call.stream.local_port,
+                codecs=self.codecs,
+                session_id=secrets.randbelow(2**31),
+                session_version=call.sdp_version,
             )
         except SdpError as exc:
             log.info("rejecting re-INVITE on %s: %s", call.sip_call_id, exc)
@@ -372,7 +402,13 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     # ---- upstream registration ------------------------------------------------------------
     async def keep_registered(
-        self, registrar: Address, aor: str, *, username: str | None, password: str | None, expires: int = 300,
+        self,
+        registrar: Address,
+        aor: str,
+        *,
+        username: str | None,
+        password: str | None,
+        expires: int = 300,
     ) -> None:
         """Register and refresh at 80 % of the granted time; retry every 30 s after a failure. Runs until
         cancelled, then unregisters (expires=0)."""
@@ -383,7 +419,12 @@ class SipEndpoint(asyncio.DatagramProtocol):
                 self._registration_waiter = self._loop.create_future()
                 if registration is None:
                     registration = self.core.register(
-                        registrar, aor, username=username, password=password, expires=expires, now=self._loop.time()
+                        registrar,
+                        aor,
+                        username=username,
+                        password=password,
+                        expires=expires,
+                        now=self._loop.time(),
                     )
                 else:
                     self.core.transactions.now = self._loop.time()
@@ -403,7 +444,11 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     # ---- outbound calls ---------------------------------------------------------------------
     async def dial(
-        self, target: str, *, destination: Address | None = None, from_user: str | None = None,
+        self,
+        target: str,
+        *,
+        destination: Address | None = None,
+        from_user: str | None = None,
         timeout: float = 30.0,
     ) -> Call:
         """Place a call to a SIP URI; returns the answered Call or raises CallFailed."""
@@ -413,12 +458,23 @@ class SipEndpoint(asyncio.DatagramProtocol):
         stream = RtpStream(self.ports, self.host)
         await stream.open()
         offer = build_offer(
-            local_ip=self.local_ip_for(destination), local_port=stream.local_port, codecs=self.codecs,
-            session_id=secrets.randbelow(2**31), session_version=1,
+            local_ip=self.local_ip_for(destination),
+            local_port=stream.local_port,
+            codecs=self.codecs,
+            session_id=secrets.randbelow(2**31),
+            session_version=1,
         )
-        session = self.core.invite(target, destination, offer.to_bytes(), from_user=from_user, now=self._loop.time())
-        call = Call(self, session, stream, direction="outbound", from_uri=str(session.invite.from_address.uri),
-                    to_uri=target)
+        session = self.core.invite(
+            target, destination, offer.to_bytes(), from_user=from_user, now=self._loop.time()
+        )
+        call = Call(
+            self,
+            session,
+            stream,
+            direction="outbound",
+            from_uri=str(session.invite.from_address.uri),
+            to_uri=target,
+        )
         session.handle = call
         self.calls[call.id] = call
         future: asyncio.Future[Call] = self._loop.create_future()

@@ -8,6 +8,7 @@ Prompts are encoded once when queued, so a tick only slices bytes: no numpy work
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -104,7 +105,9 @@ class RtpStream(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self, sock=self.sock)
 
-    def configure(self, codec: G711Codec, remote: Address, telephone_event_pt: int | None, direction: str) -> None:
+    def configure(
+        self, codec: G711Codec, remote: Address, telephone_event_pt: int | None, direction: str
+    ) -> None:
         """Apply an offer/answer result. `direction` is ours: sendrecv, sendonly, recvonly or inactive."""
         self.codec = codec
         self.telephone_event_pt = telephone_event_pt
@@ -202,7 +205,9 @@ class RtpStream(asyncio.DatagramProtocol):
                 payload, marker = self._dtmf_out.popleft()
                 if self._dtmf_timestamp is None:
                     self._dtmf_timestamp = sender.timestamp
-                packet = sender.build(payload, self.telephone_event_pt, marker=marker, timestamp=self._dtmf_timestamp)
+                packet = sender.build(
+                    payload, self.telephone_event_pt, marker=marker, timestamp=self._dtmf_timestamp
+                )
                 if not self._dtmf_out:
                     self._dtmf_timestamp = None
             else:
@@ -258,10 +263,8 @@ class MediaClock:
         self.streams.append(stream)
 
     def remove(self, stream: RtpStream) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self.streams.remove(stream)
-        except ValueError:
-            pass
 
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()

@@ -35,8 +35,11 @@ def parse_challenge(value: str) -> Challenge:
         raise ValueError(f"unsupported digest algorithm {algorithm!r}")
     qops = [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
     return Challenge(
-        realm=params["realm"], nonce=params["nonce"], algorithm=algorithm,
-        qop="auth" if "auth" in qops else None, opaque=params.get("opaque"),
+        realm=params["realm"],
+        nonce=params["nonce"],
+        algorithm=algorithm,
+        qop="auth" if "auth" in qops else None,
+        opaque=params.get("opaque"),
         stale=params.get("stale", "").lower() == "true",
     )
 
@@ -46,7 +49,13 @@ def _md5(text: str) -> str:
 
 
 def digest_response(
-    challenge: Challenge, *, method: str, uri: str, username: str, password: str, nc: int = 1,
+    challenge: Challenge,
+    *,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    nc: int = 1,
     cnonce: str | None = None,
 ) -> str:
     """The Authorization header value answering `challenge`."""
@@ -61,8 +70,12 @@ def digest_response(
     else:
         response = _md5(f"{ha1}:{challenge.nonce}:{ha2}")
     parts = [
-        f'username="{username}"', f'realm="{challenge.realm}"', f'nonce="{challenge.nonce}"', f'uri="{uri}"',
-        f'response="{response}"', f"algorithm={challenge.algorithm}",
+        f'username="{username}"',
+        f'realm="{challenge.realm}"',
+        f'nonce="{challenge.nonce}"',
+        f'uri="{uri}"',
+        f'response="{response}"',
+        f"algorithm={challenge.algorithm}",
     ]
     if challenge.qop:
         parts += [f"qop={challenge.qop}", f"nc={nc_text}", f'cnonce="{cnonce}"']

@@ -25,14 +25,37 @@ SIP_VERSION = "SIP/2.0"
 MAX_CSEQ = 2**32 - 1
 
 REASONS: dict[int, str] = {
-    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
-    200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required",
-    408: "Request Timeout", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
-    480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist", 482: "Loop Detected",
-    483: "Too Many Hops", 486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
-    491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
-    505: "Version Not Supported", 603: "Decline",
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "Version Not Supported",
+    603: "Decline",
 }
 
 
@@ -291,7 +314,7 @@ def _validate(message: Request | Response) -> None:
                 split_outside_quotes(line, ",")
         if not message.vias:
             raise ValueError("empty Via")
-        number, method = message.cseq
+        _number, method = message.cseq
         message.from_address  # noqa: B018 - parse to validate
         message.to_address  # noqa: B018
         if isinstance(message, Request):
@@ -308,7 +331,9 @@ def _validate(message: Request | Response) -> None:
         raise SipParseError(str(exc), message) from None
 
 
-def make_response(request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None) -> Response:
+def make_response(
+    request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None
+) -> Response:
     """A response that copies Via, From, To, Call-ID and CSeq from the request (RFC 3261 §8.2.6.2).
 
     Raw values are copied, so this works for requests that failed validation too.

@@ -31,8 +31,14 @@ class RegistrationChanged:
 
 class Registration:
     def __init__(
-        self, core: UserAgentCore, *, registrar: Address, aor: str, username: str | None = None,
-        password: str | None = None, expires: int = 300,
+        self,
+        core: UserAgentCore,
+        *,
+        registrar: Address,
+        aor: str,
+        username: str | None = None,
+        password: str | None = None,
+        expires: int = 300,
     ) -> None:
         self.core = core
         self.registrar = registrar
@@ -82,8 +88,12 @@ class Registration:
                 self._auth_attempts += 1
                 self._nc += 1
                 value = digest_response(
-                    challenge, method="REGISTER", uri=request.uri, username=self.username,
-                    password=self.password, nc=self._nc,
+                    challenge,
+                    method="REGISTER",
+                    uri=request.uri,
+                    username=self.username,
+                    password=self.password,
+                    nc=self._nc,
                 )
                 name = "Authorization" if status == 401 else "Proxy-Authorization"
                 self.start(expires=self._last_expires, authorization=(name, value))

@@ -77,7 +77,12 @@ def parse_uri(text: str) -> SipUri | str:
     params = parse_params(param_text) if semicolon else {}
     host, port = _split_host_port(hostport, text)
     return SipUri(
-        scheme=scheme.lower(), host=host, user=user, password=password, port=port, params=params,
+        scheme=scheme.lower(),
+        host=host,
+        user=user,
+        password=password,
+        port=port,
+        params=params,
         headers=headers if question else None,
     )
 

@@ -94,8 +94,15 @@ class TransferStatus:
 
 
 UaEvent = (
-    IncomingCall | CallConfirmed | CallProgress | CallAnswered | CallEnded | OfferReceived | DtmfReceived
-    | TransferStatus | RegistrationChanged
+    IncomingCall
+    | CallConfirmed
+    | CallProgress
+    | CallAnswered
+    | CallEnded
+    | OfferReceived
+    | DtmfReceived
+    | TransferStatus
+    | RegistrationChanged
 )
 
 
@@ -138,12 +145,16 @@ class Session:
         self.core._decorate(response, contact_for=self.peer)
         response.headers.add("Content-Type", "application/sdp")
         response.body = sdp
-        self.dialog = Dialog.from_invite(self.invite, self.local_tag, self.core.contact_for(self.peer), self.peer)
+        self.dialog = Dialog.from_invite(
+            self.invite, self.local_tag, self.core.contact_for(self.peer), self.peer
+        )
         self.core._dialogs[self.dialog.key] = self
         self.state = "answered"
         self.server_txn.respond(response)
 
-    def reject(self, status: int, reason: str | None = None, *, headers: dict[str, str] | None = None) -> None:
+    def reject(
+        self, status: int, reason: str | None = None, *, headers: dict[str, str] | None = None
+    ) -> None:
         if self.server_txn is None or self.state not in ("new", "ringing"):
             return
         response = make_response(self.invite, status, reason, to_tag=self.local_tag)
@@ -190,13 +201,18 @@ class Session:
         if self.dialog is None or self.state != "confirmed":
             raise RuntimeError("REFER needs a confirmed dialog")
         self.core._send_in_dialog(
-            self, "REFER", purpose="refer",
+            self,
+            "REFER",
+            purpose="refer",
             extra=[("Refer-To", f"<{target}>"), ("Referred-By", f"<{self.core.contact_uri(self.peer)}>")],
         )
 
     def info_dtmf(self, digit: str, duration_ms: int = 160) -> None:
         self.core._send_in_dialog(
-            self, "INFO", purpose="info", content_type="application/dtmf-relay",
+            self,
+            "INFO",
+            purpose="info",
+            content_type="application/dtmf-relay",
             body=f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode(),
         )
 
@@ -284,8 +300,14 @@ class UserAgentCore:
 
     # ---- outgoing ------------------------------------------------------------------------
     def invite(
-        self, target: str, destination: Address, sdp: bytes, *, from_user: str | None = None,
-        display_name: str | None = None, now: float,
+        self,
+        target: str,
+        destination: Address,
+        sdp: bytes,
+        *,
+        from_user: str | None = None,
+        display_name: str | None = None,
+        now: float,
     ) -> Session:
         """Place a call (no authentication): returns the session; progress comes as events."""
         host = self._local_ip_for(destination)
@@ -293,7 +315,9 @@ class UserAgentCore:
         request.headers.add("Via", f"SIP/2.0/UDP {host}:{self.local[1]};branch={new_branch()};rport")
         request.headers.add("Max-Forwards", "70")
         name = f'"{display_name}" ' if display_name else ""
-        request.headers.add("From", f"{name}<sip:{from_user or self.user}@{host}:{self.local[1]}>;tag={new_tag()}")
+        request.headers.add(
+            "From", f"{name}<sip:{from_user or self.user}@{host}:{self.local[1]}>;tag={new_tag()}"
+        )
         request.headers.add("To", f"<{target}>")
         request.headers.add("Call-ID", new_call_id(host))
         request.headers.add("CSeq", "1 INVITE")
@@ -325,8 +349,14 @@ class UserAgentCore:
         return txn
 
     def _send_in_dialog(
-        self, session: Session, method: str, *, purpose: str, extra: list[tuple[str, str]] | None = None,
-        content_type: str | None = None, body: bytes = b"",
+        self,
+        session: Session,
+        method: str,
+        *,
+        purpose: str,
+        extra: list[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+        body: bytes = b"",
     ) -> None:
         dialog = session.dialog
         assert dialog is not None
@@ -384,7 +414,9 @@ class UserAgentCore:
             txn.reply(416, to_tag=new_tag())
             return
         unsupported = [
-            opt for opt in request.headers.values("Require") if opt and opt.lower() not in SUPPORTED_EXTENSIONS
+            opt
+            for opt in request.headers.values("Require")
+            if opt and opt.lower() not in SUPPORTED_EXTENSIONS
         ]
         if unsupported and method not in ("CANCEL",):
             response = make_response(request, 420, to_tag=new_tag())
@@ -523,8 +555,14 @@ class UserAgentCore:
             self.events.append(TransferStatus(session, status, final=status >= 200 or "terminated" in state))
 
     def register(
-        self, registrar: Address, aor: str, *, username: str | None = None, password: str | None = None,
-        expires: int = 300, now: float,
+        self,
+        registrar: Address,
+        aor: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        expires: int = 300,
+        now: float,
     ) -> Registration:
         """Register our Contact for `aor` with an upstream registrar; results come as RegistrationChanged."""
         self.transactions.now = now

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from telephony.sip.message import Request, Response, parse_message
@@ -32,7 +34,9 @@ def invite(branch: str = "z9hG4bK-inv1", call_id: str = "call-1", cseq: int = 1,
     ).encode() + SDP
 
 
-def in_dialog(method: str, to_tag: str, cseq: int, *, body: bytes = b"", ctype: str = "", branch: str = "") -> bytes:
+def in_dialog(
+    method: str, to_tag: str, cseq: int, *, body: bytes = b"", ctype: str = "", branch: str = ""
+) -> bytes:
     head = (
         f"{method} sip:hotline@127.0.0.1:5060 SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP 127.0.0.1:5070;branch={branch or 'z9hG4bK-' + method + str(cseq)};rport\r\n"
@@ -141,7 +145,9 @@ def test_reinvite_offer_is_answered_by_the_application(core: UserAgentCore) -> N
     core.receive_datagram(in_dialog("ACK", session.local_tag, 1, branch="z9hG4bK-a"), CALLER, 0.1)
     core.take_events()
     hold = SDP + b"a=sendonly\r\n"
-    core.receive_datagram(in_dialog("INVITE", session.local_tag, 2, body=hold, ctype="application/sdp"), CALLER, 1)
+    core.receive_datagram(
+        in_dialog("INVITE", session.local_tag, 2, body=hold, ctype="application/sdp"), CALLER, 1
+    )
     (offer,) = [e for e in core.take_events() if isinstance(e, OfferReceived)]
     assert offer.sdp == hold
     session.accept_reoffer(b"v=0\r\na=recvonly\r\n")
@@ -237,7 +243,7 @@ def test_non_invite_retransmission_caps_at_t2(core: UserAgentCore) -> None:
         core.on_timer(now)
         if any(parse_message(d).method == "BYE" for d, _ in core.take_outbox()):
             times.append(now)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps and max(gaps) <= T2 + 1e-9
     assert session.ended  # Timer F ended it
 
@@ -253,7 +259,9 @@ def test_refer_progress_from_202_and_notify(core: UserAgentCore) -> None:
     reply = reply.replace(f"tag={refer.to_address.tag};tag=".encode(), b"tag=")
     core.receive_datagram(reply, CALLER, 0.2)
     notify = in_dialog("NOTIFY", session.local_tag, 2, body=b"SIP/2.0 200 OK\r\n", ctype="message/sipfrag")
-    notify = notify.replace(b"Content-Type", b"Event: refer\r\nSubscription-State: terminated\r\nContent-Type")
+    notify = notify.replace(
+        b"Content-Type", b"Event: refer\r\nSubscription-State: terminated\r\nContent-Type"
+    )
     core.receive_datagram(notify, CALLER, 0.3)
     statuses = [(e.status, e.final) for e in core.take_events() if isinstance(e, TransferStatus)]
     assert statuses[-1] == (200, True)
@@ -267,8 +275,13 @@ def test_digest_matches_rfc2617_example() -> None:
         'opaque="5ccc069c403ebaf9f0171e9517f40e41"'
     )
     value = digest_response(
-        challenge, method="GET", uri="/dir/index.html", username="Mufasa", password="Circle Of Life",
-        nc=1, cnonce="0a4f113b",
+        challenge,
+        method="GET",
+        uri="/dir/index.html",
+        username="Mufasa",
+        password="Circle Of Life",
+        nc=1,
+        cnonce="0a4f113b",
     )
     assert 'response="6629fae49393a05397450978507c4ef1"' in value
     assert 'opaque="5ccc069c403ebaf9f0171e9517f40e41"' in value and "nc=00000001" in value
@@ -278,19 +291,23 @@ def test_register_answers_a_digest_challenge(core: UserAgentCore) -> None:
     from telephony.sip.registration import RegistrationChanged
 
     registrar = ("127.0.0.1", 5099)
-    core.register(registrar, "sip:hotline@pbx.test", username="hotline", password="s3cret", expires=120, now=0.0)
+    core.register(
+        registrar, "sip:hotline@pbx.test", username="hotline", password="s3cret", expires=120, now=0.0
+    )
     (first,) = [parse_message(d) for d, _ in core.take_outbox()]
     assert first.method == "REGISTER" and "Authorization" not in first.headers
     challenge = _reply(first, 401).replace(
-        b"Content-Length", b'WWW-Authenticate: Digest realm="pbx.test", nonce="abc123", qop="auth"\r\nContent-Length'
+        b"Content-Length",
+        b'WWW-Authenticate: Digest realm="pbx.test", nonce="abc123", qop="auth"\r\nContent-Length',
     )
     core.receive_datagram(challenge, registrar, 0.1)
     (second,) = [parse_message(d) for d, _ in core.take_outbox()]
     assert second.cseq[0] == first.cseq[0] + 1 and second.call_id == first.call_id
     auth = second.headers.get("Authorization") or ""
     assert 'username="hotline"' in auth and 'realm="pbx.test"' in auth and 'uri="sip:pbx.test"' in auth
-    core.receive_datagram(_reply(second, 200).replace(b"Content-Length", b"Expires: 90\r\nContent-Length"),
-                          registrar, 0.2)
+    core.receive_datagram(
+        _reply(second, 200).replace(b"Content-Length", b"Expires: 90\r\nContent-Length"), registrar, 0.2
+    )
     (changed,) = [e for e in core.take_events() if isinstance(e, RegistrationChanged)]
     assert changed.registered and changed.expires == 90 and changed.status == 200
 
@@ -305,6 +322,8 @@ def test_register_with_wrong_password_reports_failure_without_looping(core: User
         sent = [parse_message(d) for d, _ in core.take_outbox()]
         if not sent:
             break
-        core.receive_datagram(_reply(sent[0], 401).replace(b"Content-Length", challenge_header), registrar, step)
+        core.receive_datagram(
+            _reply(sent[0], 401).replace(b"Content-Length", challenge_header), registrar, step
+        )
     (changed,) = [e for e in core.take_events() if isinstance(e, RegistrationChanged)]
     assert not changed.registered and changed.status == 401

@@ -47,10 +47,14 @@ def test_torture_message_gets_the_strict_answer(entry: dict[str, str]) -> None:
     core = UserAgentCore(("127.0.0.1", 5060))
     core.receive_datagram(data, ("127.0.0.1", 5099), now=0.0)
     for event in core.take_events():
-        if isinstance(event, IncomingCall):  # a well-formed INVITE reaches the application: answer it normally
+        if isinstance(
+            event, IncomingCall
+        ):  # a well-formed INVITE reaches the application: answer it normally
             event.session.reject(486)
     status, statuses = _final_status(core)
-    assert _accepts(entry["strict"], status), f"{entry['name']}: got {statuses}, strict wants {entry['strict']}"
+    assert _accepts(entry["strict"], status), (
+        f"{entry['name']}: got {statuses}, strict wants {entry['strict']}"
+    )
     if entry["flags"] == "trailing_ignored":
         assert len([s for s in statuses if s >= 200]) == 1
 
