@@ -24,9 +24,14 @@ class CallRecords:
 
     def call_answered(self, call: Call) -> None:
         self.log.call_answered(call.id, at=call.answered_at or utcnow(), codec=call.codec or "")
+        if call.remote_media:
+            self.log.call_updated(call.id, remote_media=call.remote_media)
 
     def call_event(self, call: Call, type: str, value: str) -> None:
         self.log.event(call.id, type, value, at=utcnow())
 
     def call_ended(self, call: Call) -> None:
+        if call.answered_at is not None and call.remote_media:
+            # symmetric RTP may have moved it to where the caller's packets really came from
+            self.log.call_updated(call.id, remote_media=call.remote_media)
         self.log.call_ended(call.id, at=call.ended_at or utcnow(), reason=call.end_reason or "unknown")

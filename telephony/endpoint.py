@@ -217,45 +217,35 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def _incoming(self, session: Session) -> None:
         try:
-            offer = parse_sdp(session.invite.body) if session.invite.body else None
-        except SdpError as exc:
-            log.info("rejecting INVITE %s: bad SDP: %s", session.call_id, exc)
-            session.reject(400, f"Bad SDP ({exc})"[:100])
-            return
-        if offer is None:
-            session.reject(488, "An SDP offer is required")
-            return
-        try:
-            stream = RtpStream(self.ports, self.host if self.host != "0.0.0.0" else "0.0.0.0")
+            stream = RtpStream(self.ports, self.host)
         except PortsExhausted:
+            log.warning("rejecting INVITE %s: no free RTP port", session.call_id)
             session.reject(503, "No media ports available", headers={"Retry-After": "5"})
             return
-        local_ip = self.local_ip_for(session.peer)
-        try:
-            answer = answer_offer(
-                offer,
-                local_ip=local_ip,
-                local_port=stream.local_port,
-                codecs=self.codecs,
-                session_id=secrets.randbelow(2**31),
-                session_version=1,
-            )
-        except NoCommonCodec as exc:
-            stream.close()
-            session.reject(488, "Not Acceptable Here", headers={"Warning": f'304 hotline "{exc}"'})
-            return
+        invite = session.invite
         call = Call(
-            self,
-            session,
-            stream,
-            direction="inbound",
-            from_uri=str(session.invite.from_address.uri),
-            to_uri=str(session.invite.to_address.uri),
+            self, session, stream, direction="inbound",
+            from_uri=str(invite.from_address.uri), to_uri=str(invite.to_address.uri),
         )
         session.handle = call
         self.calls[call.id] = call
+        self._observe("call_started", call)  # rejected calls get a record too
+        try:
+            if not invite.body:
+                raise SdpError("an SDP offer is required")
+            answer = answer_offer(
+                parse_sdp(invite.body), local_ip=self.local_ip_for(session.peer), local_port=stream.local_port,
+                codecs=self.codecs, session_id=secrets.randbelow(2**31), session_version=1,
+            )
+        except NoCommonCodec as exc:
+            call.event("state", f"rejected 488: {exc}")
+            session.reject(488, "Not Acceptable Here", headers={"Warning": f'304 hotline "{exc}"'})
+            return
+        except SdpError as exc:
+            call.event("state", f"rejected 488: bad SDP: {exc}")
+            session.reject(488, "Not Acceptable Here", headers={"Warning": f'399 hotline "bad SDP: {exc}"'})
+            return
         self._apply(call, answer)
-        self._observe("call_started", call)
         self._spawn(self._answer(call, stream, answer))
 
     async def _answer(self, call: Call, stream: RtpStream, answer: MediaAnswer) -> None:
