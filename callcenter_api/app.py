@@ -13,9 +13,12 @@ from fastapi import Depends, FastAPI, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.interface import Bot
 from callcenter_api.auth import require_token
-from callcenter_api.routes import calls
+from callcenter_api.flow_store import FlowInvalid
+from callcenter_api.routes import calls, flows
 from callcenter_api.schemas import ErrorOut, Health
+from ivr_flows.registry import FlowRegistry
 
 API_PREFIX = "/api/v1"
 
@@ -23,6 +26,10 @@ TAGS = [
     {
         "name": "calls",
         "description": "Call records (CDRs) and the events of each call, written as they happen.",
+    },
+    {
+        "name": "flows",
+        "description": "IVR flows: immutable versions (linted on upload), the live alias, and the simulator.",
     },
     {"name": "health", "description": "Liveness and readiness for load balancers and orchestration."},
 ]
@@ -40,8 +47,14 @@ def create_app(
     session_factory: sessionmaker[Session],
     admin_token: str,
     is_ready: Callable[[], bool] = lambda: True,
+    flow_registry: FlowRegistry | None = None,
+    bot: Bot | None = None,
 ) -> FastAPI:
-    """`is_ready` lets the service report 503 on /healthz until SIP and the database are up."""
+    """`is_ready` lets the service report 503 on /healthz until SIP and the database are up.
+
+    `flow_registry` is the running service's, so uploads and activations reach the next call; without one
+    the app keeps a private registry (tests, API-only deployments). `bot` answers `ask` nodes in simulations.
+    """
     app = FastAPI(
         title="hotline",
         version=_version(),
@@ -49,6 +62,9 @@ def create_app(
         openapi_tags=TAGS,
     )
     app.state.session_factory = session_factory
+    app.state.flow_registry = flow_registry if flow_registry is not None else FlowRegistry()
+    app.state.bot = bot
+    app.add_exception_handler(FlowInvalid, flows.flow_invalid_response)
 
     @app.get(
         "/healthz",
@@ -61,10 +77,8 @@ def create_app(
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "starting"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
-    app.include_router(
-        calls.router,
-        prefix=API_PREFIX,
-        dependencies=[Depends(require_token(admin_token))],
-        responses={status.HTTP_401_UNAUTHORIZED: {"model": ErrorOut, "description": "Missing/wrong token."}},
-    )
+    auth = [Depends(require_token(admin_token))]
+    unauthorized = {status.HTTP_401_UNAUTHORIZED: {"model": ErrorOut, "description": "Missing/wrong token."}}
+    app.include_router(calls.router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
+    app.include_router(flows.router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
     return app

@@ -1,13 +1,25 @@
-"""SQLAlchemy models for call records (the first slice of design.md's data model).
+"""SQLAlchemy models: call records and IVR flow versions (slices of design.md's data model).
 
-The live call path writes these through `callcenter_api.call_log.CallLog`; the HTTP API only reads them.
+The live call path writes call records through `callcenter_api.call_log.CallLog`; the HTTP API only reads
+them. Flow versions are written through `callcenter_api.flow_store`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Dialect, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -98,3 +110,44 @@ class CallEvent(Base):
 
     def __repr__(self) -> str:
         return f"CallEvent(call_id={self.call_id!r}, seq={self.seq}, type={self.type!r})"
+
+
+class FlowVersion(Base):
+    """One immutable version of an IVR flow: the YAML exactly as uploaded, numbered 1, 2, 3... per name.
+
+    Rows are never updated: call records say `name@version`, so that pair must always mean the same text.
+    """
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    checksum: Mapped[str] = mapped_column(String(64), doc="sha256 of the UTF-8 source, hex")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(Text, doc='"api", "hot-reload:<path>", ...')
+
+    def __repr__(self) -> str:
+        return f"FlowVersion({self.name}@{self.version}, checksum={self.checksum[:12]!r})"
+
+
+class FlowLive(Base):
+    """The live alias: which version of each flow new calls get. Moving it never touches running calls."""
+
+    __tablename__ = "flow_live"
+    # The composite key makes it impossible to point the alias at a version that does not exist.
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["name", "version"],
+            ["flow_versions.name", "flow_versions.version"],
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    activated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    def __repr__(self) -> str:
+        return f"FlowLive({self.name}@{self.version})"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from hotline.cli_flow import flow
 from hotline.settings import SettingsError, load_settings
 
 
@@ -45,6 +46,8 @@ def main() -> None:
 @click.option("--register-aor", help="Address-of-record to register, e.g. sip:hotline@pbx.example.com.")
 @click.option("--register-username", help="Digest user name for the registrar.")
 @click.option("--register-password", help="Digest password (prefer env HOTLINE_REGISTER_PASSWORD).")
+@click.option("--default-flow", help="Flow for calls whose dialed user names no flow [demo].")
+@click.option("--recordings-dir", type=click.Path(path_type=Path), help="Where recordings go [./recordings].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[info]")
 def serve(config_file: Path | None, **options: object) -> None:
     try:
@@ -63,6 +66,9 @@ def serve(config_file: Path | None, **options: object) -> None:
     except OSError as exc:
         click.echo(f"hotline: cannot start: {exc}", err=True)
         sys.exit(1)
+
+
+main.add_command(flow)
 
 
 if __name__ == "__main__":

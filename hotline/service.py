@@ -10,13 +10,17 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from bot.interface import Bot, KeywordBot
 from callcenter_api.app import create_app
 from callcenter_api.call_log import CallLog
 from callcenter_api.db import make_engine, make_session_factory, migrate
+from hotline.flow_watcher import start_flows
 from hotline.records import CallRecords
 from hotline.settings import Settings
 from hotline.voice import VoiceChannel
-from ivr_flows.demo import run_demo
+from ivr_flows.registry import FlowRegistry
+from ivr_flows.runner import FlowRunner
+from recordings.writer import RecordingWriter
 from telephony.call import Call
 from telephony.endpoint import SipEndpoint
 from tts import create_synthesizer
@@ -33,6 +37,8 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class Service:
+    flows: FlowRegistry
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ready = False
@@ -41,9 +47,28 @@ class Service:
         self._stop = asyncio.Event()
 
     async def handle_call(self, call: Call) -> None:
-        """What runs for each answered call. The call path knows nothing more about flows than this."""
-        channel = VoiceChannel(call, self.synthesizer, voice=self.settings.tts_voice)
-        await run_demo(channel, greeting=self.settings.greeting)
+        """What runs for each answered call. The call path knows nothing more about flows than this.
+
+        The flow is chosen by the dialed user (sip:carrier_en@host runs flow carrier_en) or the default flow,
+        and pinned with every subflow's live version for the whole call: reloads never touch running calls.
+        """
+        snapshot = self.flows.snapshot()
+        dialed = call.to_uri.split(":", 1)[-1].split("@", 1)[0] if "@" in call.to_uri else ""
+        live = snapshot.get(dialed) or snapshot.get(self.settings.default_flow)
+        if live is None:
+            log.error("no live flow for %s (default %r): hanging up", call.to_uri, self.settings.default_flow)
+            call.event("state", "no flow")
+            return
+        assert self.call_log is not None
+        self.call_log.call_updated(call.id, flow=live.label)
+        call.event("flow", live.label)
+        channel = VoiceChannel(
+            call, self.synthesizer, voice=self.settings.tts_voice, queue_targets=self.settings.queue_targets,
+            recordings=self.recordings,
+        )  # fmt: skip
+        runner = FlowRunner(live.flow, channel, version=live.version, bot=self.bot, flows=snapshot)
+        result = await runner.run()
+        call.event("flow_end", f"{result.outcome} at {result.end_node}")
 
     async def run(self) -> None:
         settings = self.settings
@@ -53,6 +78,10 @@ class Service:
         session_factory = make_session_factory(engine)
         self.call_log = CallLog(session_factory)
         self.call_log.start()
+        self.recordings = RecordingWriter(settings.recordings_dir)
+        self.bot: Bot = KeywordBot()
+        self.flows, watcher = await start_flows(settings.flows_path, session_factory)
+        watching = asyncio.ensure_future(watcher.run())
         self.synthesizer = create_synthesizer(
             settings.tts_engine, cache_dir=settings.tts_cache_dir, voice=settings.tts_voice
         )
@@ -79,7 +108,9 @@ class Service:
                     expires=settings.register_expires,
                 )
             )
-        app = create_app(session_factory=session_factory, admin_token=token, is_ready=lambda: self.ready)
+        app = create_app(
+            session_factory=session_factory, admin_token=token, is_ready=lambda: self.ready, flow_registry=self.flows
+        )
         config = uvicorn.Config(
             app,
             host=settings.http_host,
@@ -117,6 +148,7 @@ class Service:
         )
         await self._stop.wait()
         log.info("shutting down: hanging up %d call(s)", len(self.endpoint.calls))
+        watching.cancel()
         if registering is not None:
             registering.cancel()
             with contextlib.suppress(asyncio.CancelledError):

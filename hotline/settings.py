@@ -45,9 +45,11 @@ class Settings(BaseModel):
     register_username: str | None = None
     register_password: str | None = None
     register_expires: int = Field(300, ge=30, le=86_400)
-    greeting: str = (
-        "Thanks for calling hotline. Press any key and I will say it back. Press pound to hang up."
+    default_flow: str = Field("demo", description="flow for calls whose dialed user names no live flow")
+    queue_targets: dict[str, str] = Field(
+        default_factory=dict, description="queue name -> SIP URI to bridge to (until agent queues exist)"
     )
+    recordings_dir: Path = Path("./recordings")
 
     @field_validator("rtp_ports")
     @classmethod
@@ -120,7 +122,7 @@ def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | N
     for name in fields:
         env = os.environ.get(f"HOTLINE_{name.upper()}")
         if env is not None and env != "":
-            data[name] = env
+            data[name] = yaml.safe_load(env) if name == "queue_targets" else env
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return Settings(**data)

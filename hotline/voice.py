@@ -1,20 +1,48 @@
-"""The voice adapter: a `telephony.Call` seen as an `ivr_flows.Channel` (say = TTS + play).
+"""The voice adapter: a `telephony.Call` seen as an `ivr_flows.Channel` (say = TTS + play, listen = DTMF).
 
-It lives in the composition layer because it is the one place that knows both sides.
+It lives in the composition layer because it is the one place that knows both sides. Speech input joins
+`prompt_and_listen` when the ASR issue lands; the flow runner does not change.
 """
 
 from __future__ import annotations
 
-from ivr_flows.channel import ChannelClosed
+import asyncio
+import logging
+import time
+
+import numpy as np
+
+from ivr_flows.channel import (
+    ChannelClosed,
+    Heard,
+    ListenRequest,
+    RecordRequest,
+    RecordResult,
+    TransferRequest,
+    TransferResult,
+)
+from recordings.writer import RecordingWriter
+from telephony.bridge import Bridge
 from telephony.call import Call, CallEndedError
+from telephony.endpoint import CallFailed
 from tts.base import Synthesizer
+
+log = logging.getLogger(__name__)
+_BEEP = (0.3 * 32767 * np.sin(2 * np.pi * 1000 * np.arange(1600) / 8000)).astype(np.int16)  # 200 ms, 1 kHz
 
 
 class VoiceChannel:
-    def __init__(self, call: Call, synthesizer: Synthesizer, *, voice: str | None = None) -> None:
+    kind = "voice"
+
+    def __init__(
+        self, call: Call, synthesizer: Synthesizer, *, voice: str | None = None,
+        queue_targets: dict[str, str] | None = None, recordings: RecordingWriter | None = None,
+    ) -> None:  # fmt: skip
         self.call = call
         self.synthesizer = synthesizer
         self.voice = voice
+        self.queue_targets = queue_targets or {}
+        self.recordings = recordings
 
     @property
     def conversation_id(self) -> str:
@@ -24,14 +52,15 @@ class VoiceChannel:
     def caller(self) -> str | None:
         return self.call.caller_number
 
-    async def say(self, text: str, *, interruptible: bool = True, language: str = "en") -> bool:
-        pcm = await self.synthesizer.synthesize(text, voice=self.voice, language=language)
+    async def say(
+        self, text: str, *, interruptible: bool = True, language: str = "en", voice: str | None = None
+    ) -> bool:
+        pcm = await self.synthesizer.synthesize(text, voice=voice or self.voice, language=language)
         try:
             if interruptible and self.call.has_pending_digits:
                 self.call.event("prompt_skipped", text)  # a key pressed earlier already barged in
                 return False
-            if interruptible:
-                self.call.interrupt_on_digit = True
+            self.call.interrupt_on_digit = interruptible
             try:
                 return await self.call.play(pcm, text=text)
             finally:
@@ -39,13 +68,112 @@ class VoiceChannel:
         except CallEndedError:
             raise ChannelClosed(self.call.id) from None
 
-    async def next_digit(self, timeout: float | None) -> str | None:
+    async def prompt_and_listen(
+        self, prompts: list[str], request: ListenRequest, *, language: str = "en", voice: str | None = None
+    ) -> Heard:
+        for text in prompts:
+            completed = await self.say(text, interruptible=request.interruptible, language=language, voice=voice)
+            if not completed and self.call.has_pending_digits:
+                break  # barge-in: skip the rest of the prompts
+        if request.max_digits <= 0:
+            return await self._wait_silence(request.timeout)
+        return await self._collect_digits(request)
+
+    async def _collect_digits(self, request: ListenRequest) -> Heard:
+        digits = ""
+        timeout = request.timeout
         try:
-            return await self.call.next_digit(timeout)
+            while len(digits) < request.max_digits:
+                digit = await self.call.next_digit(timeout)
+                if digit is None:
+                    break
+                digits += digit
+                if request.finish_on_key and digit == request.finish_on_key:
+                    break
+                timeout = request.inter_digit_timeout
+        except CallEndedError:
+            raise ChannelClosed(self.call.id) from None
+        return Heard("dtmf", digits=digits) if digits else Heard("no_input")
+
+    async def _wait_silence(self, timeout: float) -> Heard:
+        """Free speech needs ASR (next issue); until then the caller's silence is all we can hear."""
+        try:
+            await asyncio.wait_for(self.call.wait_ended(), timeout)
+        except TimeoutError:
+            return Heard("no_input")
+        raise ChannelClosed(self.call.id)
+
+    async def transfer(self, request: TransferRequest) -> TransferResult:
+        target = request.to or self.queue_targets.get(request.queue or "")
+        if not target:
+            return TransferResult(False, f"queue {request.queue!r} has no agents configured")
+        if request.method == "refer":
+            status = await self.call.refer(target)
+            if 200 <= status < 300:
+                self.call.hangup("transferred")
+                return TransferResult(True, f"REFER accepted ({status})")
+            return TransferResult(False, f"REFER failed ({status})")
+        try:
+            other = await self.call.endpoint.dial(target, from_user=self.call.caller_number)
+        except (CallFailed, TimeoutError, ValueError) as exc:
+            return TransferResult(False, str(exc))
+        self.call.event("transfer", f"bridged to {target}")
+        await Bridge(self.call, other).run()
+        return TransferResult(True, f"bridged to {target}")
+
+    async def record(self, request: RecordRequest) -> RecordResult:
+        if self.recordings is None:
+            return RecordResult(None, 0.0)
+        if request.beep:
+            await self.say_pcm(_BEEP)
+        writer = self.recordings.open(self.call.id, kind="voicemail")
+        started = time.monotonic()
+        finished = asyncio.get_running_loop().create_future()
+        quiet = {"frames": 0}
+        silence_frames = int(request.silence_timeout * 50)
+
+        def on_frame(frame: np.ndarray | None) -> None:
+            writer.write(frame)
+            level = 0 if frame is None else int(np.abs(frame).mean())
+            quiet["frames"] = quiet["frames"] + 1 if level < 300 else 0
+            if quiet["frames"] >= silence_frames and not finished.done():
+                finished.set_result("silence")
+
+        self.call.add_audio_consumer(on_frame)
+        try:
+            deadline = started + request.max_seconds
+            while not finished.done() and time.monotonic() < deadline:
+                try:
+                    digit = await asyncio.wait_for(
+                        asyncio.shield(self._next_digit_or(finished)), max(0.01, deadline - time.monotonic())
+                    )
+                except TimeoutError:
+                    break
+                if digit is not None and request.finish_on_key and digit == request.finish_on_key:
+                    break
+        except CallEndedError:
+            pass
+        finally:
+            self.call.remove_audio_consumer(on_frame)
+            info = writer.close()
+        self.call.event("recording", info.path)
+        return RecordResult(info.recording_id, info.seconds, {"path": info.path})
+
+    async def _next_digit_or(self, finished: asyncio.Future[str]) -> str | None:
+        digit_task = asyncio.ensure_future(self.call.next_digit(None))
+        done, _ = await asyncio.wait({digit_task, finished}, return_when=asyncio.FIRST_COMPLETED)
+        if digit_task in done:
+            return digit_task.result()
+        digit_task.cancel()
+        return None
+
+    async def say_pcm(self, pcm: np.ndarray) -> None:
+        try:
+            await self.call.play(pcm)
         except CallEndedError:
             raise ChannelClosed(self.call.id) from None
 
-    async def hangup(self) -> None:
+    async def hangup(self, reason: str = "flow_hangup") -> None:
         self.call.hangup("server_bye")
 
     def note(self, type: str, value: str) -> None:

@@ -75,9 +75,11 @@ class Channel(Protocol):
 
     @property
     def kind(self) -> str:
-        """"voice", "text" (simulator) or "chat"."""
+        """ "voice", "text" (simulator) or "chat"."""
 
-    async def say(self, text: str, *, interruptible: bool = True, language: str = "en", voice: str | None = None) -> bool:
+    async def say(
+        self, text: str, *, interruptible: bool = True, language: str = "en", voice: str | None = None
+    ) -> bool:
         """Speak or send `text`; False if the caller interrupted it (barge-in)."""
 
     async def prompt_and_listen(

@@ -7,6 +7,7 @@ in the action's `on:` map goes there, otherwise to the node's `next`, otherwise 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -122,6 +123,7 @@ class FlowRunner:
                 self.path.append(node_name if len(self.stack) == 1 else f"{self.flow.flow}:{node_name}")
                 self._note("node", self.path[-1])
                 self.vars["language"] = self.language
+                self.vars["now"] = self.clock()
                 outcome = await self._step(node_name, node)
                 if isinstance(outcome, RunResult):
                     return outcome
@@ -132,10 +134,8 @@ class FlowRunner:
         except (FlowRunError, TemplateError) as exc:
             log.error("flow %s failed at %s: %s", self.flow.flow, self.path[-1] if self.path else "-", exc)
             self._note("error", str(exc))
-            try:
+            with contextlib.suppress(ChannelClosed):
                 await self.channel.hangup("flow_error")
-            except ChannelClosed:
-                pass
             return self._result("error", self.path[-1] if self.path else None, error=str(exc))
 
     def _result(self, outcome: str, end: str | None, **extra: Any) -> RunResult:
@@ -217,7 +217,7 @@ class FlowRunner:
             preface = self._texts(spec.no_match_prompt or self.flow.defaults.no_match_prompt)
 
     # ---- node kinds ------------------------------------------------------------------------
-    async def _step(self, name: str, node: NodeBase) -> str | None | RunResult:
+    async def _step(self, name: str, node: NodeBase) -> str | RunResult | None:
         handler = getattr(self, f"_run_{type(node).__name__}")
         return await handler(name, node)
 
@@ -253,7 +253,7 @@ class FlowRunner:
             return None
 
         request = self._listen_request(menu, max_digits=1, grammar=tuple(phrases))
-        outcome, heard, key = await self._collect(menu, request, accept, name)
+        outcome, _heard, key = await self._collect(menu, request, accept, name)
         if outcome == "ok" and key == "?question":
             self.vars["question"] = question[-1]
             self._note("menu", f"question {question[-1]!r}")
@@ -323,7 +323,7 @@ class FlowRunner:
             return self._exit(node, spec.on, "answered")
         return self._exit(node, spec.on, "no_answer")
 
-    async def _run_TransferNode(self, name: str, node: TransferNode) -> str | None | RunResult:
+    async def _run_TransferNode(self, name: str, node: TransferNode) -> str | RunResult | None:
         spec = node.transfer
         await self._say(spec.prompt)
         request = TransferRequest(
@@ -331,7 +331,7 @@ class FlowRunner:
             to=render(spec.to, self.vars) if spec.to else None,
             method=spec.method, priority=spec.priority, skills=tuple(spec.skills),
         )  # fmt: skip
-        self._note("transfer", request.queue and f"queue {request.queue}" or f"{request.method} {request.to}")
+        self._note("transfer", (request.queue and f"queue {request.queue}") or f"{request.method} {request.to}")
         result = await self.channel.transfer(request)
         if result.ok:
             return self._result("transferred", name, transfer=request)

@@ -394,8 +394,22 @@ class Flow(Strict):
 
 
 def flow_json_schema() -> dict[str, Any]:
-    """The JSON Schema editors use (yaml-language-server), generated from the models."""
+    """The JSON Schema editors use (yaml-language-server), generated from the models.
+
+    The shorthands the validators accept (`say: text`, `hangup: text | true`, `subflow: name`) are added by
+    hand, since pydantic only describes the long form.
+    """
     schema = Flow.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "hotline IVR flow"
+    defs = schema.get("$defs", {})
+    prompt = defs["SayAction"]["properties"]["text"]
+    shorthands = {
+        ("SayNode", "say"): [prompt],
+        ("HangupNode", "hangup"): [{"type": "boolean", "const": True}, {"type": "string", "minLength": 1}],
+        ("SubflowNode", "subflow"): [{"type": "string", "minLength": 1}],
+    }
+    for (model, field_name), extra in shorthands.items():
+        properties = defs[model]["properties"]
+        properties[field_name] = {"anyOf": [properties[field_name], *extra]}
     return schema

@@ -125,8 +125,14 @@ class TextChannel:
 
     kind = "text"
 
-    def __init__(self, next_input: Callable[[ListenRequest], Heard], *, caller: str | None = None,
-                 on_output: Callable[[str, str], None] | None = None, conversation_id: str = "simulation") -> None:
+    def __init__(
+        self,
+        next_input: Callable[[ListenRequest], Heard],
+        *,
+        caller: str | None = None,
+        on_output: Callable[[str, str], None] | None = None,
+        conversation_id: str = "simulation",
+    ) -> None:
         self._next_input = next_input
         self._caller = caller
         self._conversation_id = conversation_id
@@ -147,7 +153,9 @@ class TextChannel:
         if self.on_output:
             self.on_output(who, text)
 
-    async def say(self, text: str, *, interruptible: bool = True, language: str = "en", voice: str | None = None) -> bool:
+    async def say(
+        self, text: str, *, interruptible: bool = True, language: str = "en", voice: str | None = None
+    ) -> bool:
         if self.closed:
             raise ChannelClosed(self._conversation_id)
         self._out("flow", text)
@@ -207,7 +215,9 @@ class _ScriptedCaller:
             if step.expect is not None:
                 found = next((i for i in range(cursor, len(said)) if _matches(step.expect, said[i])), None)
                 if found is None:
-                    self.failures.append(f"step {self.index}: expected the flow to say {step.expect!r}; it said {said!r}")
+                    self.failures.append(
+                        f"step {self.index}: expected the flow to say {step.expect!r}; it said {said!r}"
+                    )
                 else:
                     cursor = found + 1
             elif step.expect_not is not None and any(_matches(step.expect_not, text) for text in said):
@@ -249,12 +259,13 @@ async def simulate(
         variables=dict(script.variables), http_client=http_client,
     )  # fmt: skip
     result = await runner.run()
-    caller.mark = caller.mark if result.outcome == "caller_hangup" else caller.mark
     caller.check_expectations()
     failures = list(caller.failures)
     remaining = [s for s in script.steps[caller.index :] if s.kind() not in ("expect", "expect_not")]
     if remaining and result.outcome != "caller_hangup":
-        failures.append(f"the flow ended ({result.outcome} at {result.end_node}) with {len(remaining)} caller step(s) unused")
+        failures.append(
+            f"the flow ended ({result.outcome} at {result.end_node}) with {len(remaining)} caller step(s) unused"
+        )
     failures += _end_failures(script.end, result)
     return SimulationResult(
         passed=not failures, failures=failures, path=result.path, transcript=channel.transcript,
@@ -269,7 +280,9 @@ def _end_failures(end: EndCheck | None, result: RunResult) -> list[str]:
     if end.node is not None and result.end_node != end.node:
         failures.append(f"expected to end in node {end.node!r}, ended in {result.end_node!r}")
     if end.outcome is not None and result.outcome != end.outcome:
-        failures.append(f"expected outcome {end.outcome!r}, got {result.outcome!r}" + (f" ({result.error})" if result.error else ""))
+        failures.append(
+            f"expected outcome {end.outcome!r}, got {result.outcome!r}" + (f" ({result.error})" if result.error else "")
+        )
     for name, expected in end.variables.items():
         actual = result.variables.get(name)
         if actual != expected and str(actual) != str(expected):

@@ -41,7 +41,7 @@ def test_rfc2833_digits_are_said_back_and_recorded(hotline_server: HotlineServer
     assert record["ended_at"] >= record["answered_at"]
     prompts = event_values(record, "prompt")
     assert prompts[0] == GREETING
-    assert "You pressed one." in prompts and "You pressed three." in prompts
+    assert "You pressed 1." in prompts and "You pressed 3." in prompts
     states = _states(record)
     assert states.index("answered") < states.index("confirmed") < states.index("ended")
     times = [event["at"] for event in record["events"]]

@@ -68,8 +68,10 @@ def test_softphone_hears_the_greeting_presses_keys_and_is_hung_up(
     assert record["end_reason"] == "server_bye", record
     assert record["codec"] == "PCMU", record
     prompts = event_values(record, "prompt")
-    assert "You pressed five." in prompts and "Goodbye." in prompts, prompts
-    assert prompts.index("You pressed five.") < prompts.index("Goodbye."), prompts
+    # the Python demo spelled the digit out; the YAML demo flow leaves that to the TTS voice
+    echo = next((p for p in prompts if p in ("You pressed five.", "You pressed 5.")), None)
+    assert echo is not None and "Goodbye." in prompts, prompts
+    assert prompts.index(echo) < prompts.index("Goodbye."), prompts
     server_seconds = seconds_between(record["answered_at"], record["ended_at"])
 
     heard, rate = read_wav(caller.recording_path)

@@ -9,6 +9,7 @@ the test would measure its own stall instead of the stack.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -28,6 +29,8 @@ EndpointFactory = Callable[[Handler | None], Awaitable[SipEndpoint]]
 VOICED_RMS = 1000.0
 
 
+# Tests list make_endpoint after the peer fixtures: teardown runs in reverse, so our endpoint hangs up its
+# calls while the event loop still runs, before the (blocking) peer teardown would stall it.
 @pytest.fixture
 async def make_endpoint() -> AsyncIterator[EndpointFactory]:
     """Factory for our SIP stack on a free loopback port; every endpoint is closed at teardown."""
@@ -69,41 +72,95 @@ def voiced_tone(path: Path) -> tuple[float, float]:
 # --- a. bridge ------------------------------------------------------------------------------------------
 
 
-async def test_bridge_relays_audio_both_ways_and_hangs_up_the_other_leg(
-    tmp_path: Path, make_endpoint: EndpointFactory, baresip_phone: Callable[..., BaresipPhone]
+class BridgedCall:
+    """A baresip caller (660 Hz) calls our endpoint, whose handler dials a baresip agent (440 Hz) and bridges."""
+
+    def __init__(self, tmp_path: Path, phones: Callable[..., BaresipPhone]) -> None:
+        self.caller = phones(user="caller", audio_source=tone_wav(tmp_path / "660.wav", 660.0, 10.0))
+        self.agent = phones(
+            user="agent", auto_answer=True, audio_source=tone_wav(tmp_path / "440.wav", 440.0, 10.0)
+        )
+        self.legs: dict[str, Call] = {}
+        self.outcome: list[str] = []  # Bridge.run()'s answer ("a"/"b": who ended first) or "cancelled"
+        self.endpoint: SipEndpoint | None = None
+
+    async def handler(self, call: Call) -> None:
+        assert self.endpoint is not None
+        self.legs["caller"] = call
+        agent = await self.endpoint.dial(self.agent.sip_uri, destination=(LOOPBACK, self.agent.sip_port))
+        self.legs["agent"] = agent
+        try:
+            self.outcome.append(await Bridge(call, agent).run())
+        except asyncio.CancelledError:
+            self.outcome.append("cancelled")
+            raise
+
+    async def connect(self, make_endpoint: EndpointFactory) -> str:
+        """Place the call; returns the agent leg's Call-ID once both phones are talking."""
+        self.endpoint = await make_endpoint(self.handler)
+        await asyncio.to_thread(self.caller.dial, endpoint_uri(self.endpoint))
+        await wait_event(self.caller, "CALL_ESTABLISHED")
+        return str((await wait_event(self.agent, "CALL_ESTABLISHED"))["id"])
+
+    async def settled(self, timeout: float = 3.0) -> None:
+        """Until the bridge has finished and both legs are down (or the timeout)."""
+        for _ in range(int(timeout * 10)):
+            if self.outcome and all(leg.ended for leg in self.legs.values()):
+                return
+            await asyncio.sleep(0.1)
+
+    def assert_heard_each_other(self) -> None:
+        agent_freq, agent_seconds = voiced_tone(self.agent.recording_path)
+        caller_freq, caller_seconds = voiced_tone(self.caller.recording_path)
+        assert agent_freq == pytest.approx(660.0, abs=15), f"the agent did not hear the caller: {agent_freq}"
+        assert caller_freq == pytest.approx(440.0, abs=15), (
+            f"the caller did not hear the agent: {caller_freq}"
+        )
+        assert agent_seconds > 3.0 and caller_seconds > 3.0, (agent_seconds, caller_seconds)
+
+
+async def test_bridge_relays_audio_both_ways_until_the_agent_hangs_up(
+    tmp_path: Path, baresip_phone: Callable[..., BaresipPhone], make_endpoint: EndpointFactory
 ) -> None:
-    caller = baresip_phone(user="caller", audio_source=tone_wav(tmp_path / "660.wav", 660.0, 10.0))
-    agent = baresip_phone(
-        user="agent", auto_answer=True, audio_source=tone_wav(tmp_path / "440.wav", 440.0, 10.0)
-    )
-    legs: dict[str, Call] = {}
-    bridge_result: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    async def handler(call: Call) -> None:
-        legs["caller"] = call
-        agent_leg = await endpoint.dial(agent.sip_uri, destination=(LOOPBACK, agent.sip_port))
-        legs["agent"] = agent_leg
-        bridge_result.set_result(await Bridge(call, agent_leg).run())
-
-    endpoint = await make_endpoint(handler)
-    await asyncio.to_thread(caller.dial, endpoint_uri(endpoint))
-    await wait_event(caller, "CALL_ESTABLISHED")
-    agent_call_id = (await wait_event(agent, "CALL_ESTABLISHED"))["id"]
+    call = BridgedCall(tmp_path, baresip_phone)
+    await call.connect(make_endpoint)
     await asyncio.sleep(4.0)
-    await asyncio.to_thread(caller.hangup)
-    await wait_event(caller, "CALL_CLOSED", timeout=5)
-    closed = await wait_event(agent, "CALL_CLOSED", timeout=5)  # the bridge hung the agent up
+    await asyncio.to_thread(call.agent.hangup)
+    await wait_event(call.agent, "CALL_CLOSED", timeout=5)
+    await wait_event(call.caller, "CALL_CLOSED", timeout=5)  # the bridge hung the caller up
+    await call.settled()
 
+    assert call.outcome == ["b"], call.outcome
+    assert call.legs["agent"].end_reason == "remote_bye"
+    assert call.legs["caller"].end_reason == "bridge_ended"
+    assert call.endpoint is not None and not call.endpoint.calls
+    call.assert_heard_each_other()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="server bug: SipEndpoint._start_handler (telephony/endpoint.py:344-345) cancels the call handler "
+    "as soon as the inbound leg ends, so Bridge.run() is cancelled inside its asyncio.wait and never reaches "
+    "other.hangup('bridge_ended') (telephony/bridge.py:72); the agent leg stays up",
+)
+async def test_bridge_hangs_up_the_agent_when_the_caller_hangs_up(
+    tmp_path: Path, baresip_phone: Callable[..., BaresipPhone], make_endpoint: EndpointFactory
+) -> None:
+    call = BridgedCall(tmp_path, baresip_phone)
+    agent_call_id = await call.connect(make_endpoint)
+    await asyncio.sleep(4.0)
+    await asyncio.to_thread(call.caller.hangup)
+    await wait_event(call.caller, "CALL_CLOSED", timeout=5)
+    await call.settled()
+
+    assert call.outcome == ["a"], f"Bridge.run() should return 'a' (the caller ended first): {call.outcome}"
+    assert call.legs["agent"].ended, f"the agent leg is still up: {call.legs['agent']}"
+    closed = await wait_event(call.agent, "CALL_CLOSED", timeout=5)
     assert closed["id"] == agent_call_id
-    assert await asyncio.wait_for(bridge_result, 5) == "a"  # the caller's leg ended first
-    assert legs["caller"].end_reason == "caller_bye"
-    assert legs["agent"].end_reason == "bridge_ended"
-    assert not endpoint.calls
-    agent_freq, agent_seconds = voiced_tone(agent.recording_path)
-    caller_freq, caller_seconds = voiced_tone(caller.recording_path)
-    assert agent_freq == pytest.approx(660.0, abs=15), "the agent did not hear the caller"
-    assert caller_freq == pytest.approx(440.0, abs=15), "the caller did not hear the agent"
-    assert agent_seconds > 3.0 and caller_seconds > 3.0, (agent_seconds, caller_seconds)
+    assert call.legs["caller"].end_reason == "caller_bye"
+    assert call.legs["agent"].end_reason == "bridge_ended"
+    assert call.endpoint is not None and not call.endpoint.calls
+    call.assert_heard_each_other()
 
 
 # --- b. REFER -------------------------------------------------------------------------------------------
@@ -124,13 +181,13 @@ async def test_refer_to_a_sipp_caller_reports_success(
     )
     assert result.ok, result.describe()
     assert statuses == [200]
-    refers = [block for block in result.message_log.split("\n\n") if "REFER sip:" in block]
-    assert refers, result.message_log
-    assert f"Refer-To: <{agent_uri}>" in refers[0], refers[0]
+    refers = re.findall(r"^REFER sip:.*?\r?\n\r?\n", result.message_log, re.DOTALL | re.MULTILINE)
+    refer_to = [re.findall(r"^Refer-To:\s*(.*?)\r?$", m, re.MULTILINE | re.IGNORECASE) for m in refers]
+    assert refer_to == [[f"<{agent_uri}>"]], f"one REFER to the agent expected:\n{result.message_log}"
 
 
 async def test_baresip_follows_a_refer_to_the_agent(
-    tmp_path: Path, make_endpoint: EndpointFactory, baresip_phone: Callable[..., BaresipPhone]
+    tmp_path: Path, baresip_phone: Callable[..., BaresipPhone], make_endpoint: EndpointFactory
 ) -> None:
     caller = baresip_phone(user="caller", audio_source=tone_wav(tmp_path / "660.wav", 660.0, 10.0))
     agent = baresip_phone(user="agent", auto_answer=True)
@@ -142,9 +199,13 @@ async def test_baresip_follows_a_refer_to_the_agent(
     endpoint = await make_endpoint(handler)
     await asyncio.to_thread(caller.dial, endpoint_uri(endpoint))
     first_leg = (await wait_event(caller, "CALL_ESTABLISHED"))["id"]
-    transferred = await wait_event(agent, "CALL_ESTABLISHED", timeout=15)
-    assert transferred["id"] != first_leg  # the caller placed a new call to the agent
-    await asyncio.to_thread(caller.wait_for_event, "CALL_CLOSED", 10)  # the first leg is released
+    transfer = await wait_event(caller, "TRANSFER", timeout=10)  # baresip got our REFER ...
+    assert transfer["id"] == first_leg and transfer["param"] == f"<{agent.sip_uri}>", transfer
+    transferred = await wait_event(agent, "CALL_ESTABLISHED", timeout=15)  # ... and dialled the agent
+    assert transferred["id"] != first_leg, transferred
+    assert transferred["peeruri"] == f"sip:{caller.user}@{LOOPBACK}", transferred  # the caller's AOR
+    released = await wait_event(caller, "CALL_CLOSED", timeout=10)  # then we released the first leg
+    assert released["id"] == first_leg, released
     assert statuses == [200]
     assert not endpoint.calls
     await asyncio.sleep(1.5)
@@ -158,7 +219,7 @@ async def test_baresip_follows_a_refer_to_the_agent(
 
 
 async def test_dialing_a_busy_peer_raises_call_failed_486(
-    make_endpoint: EndpointFactory, sipp_uas: Callable[..., SippProcess]
+    sipp_uas: Callable[..., SippProcess], make_endpoint: EndpointFactory
 ) -> None:
     busy = sipp_uas("t_uas_busy", timeout=30)
     endpoint = await make_endpoint(None)
