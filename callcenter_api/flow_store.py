@@ -148,8 +148,13 @@ def _latest(session: Session, name: str) -> FlowVersion | None:
     return session.scalars(stmt).first()
 
 
+def _live_row(session: Session, name: str) -> FlowLive | None:
+    # expire_on_commit=False keeps objects across commits: re-read, another writer may have moved it.
+    return session.get(FlowLive, name, populate_existing=True)
+
+
 def _point_live(session: Session, name: str, version: int) -> FlowLive:
-    live = session.get(FlowLive, name)
+    live = _live_row(session, name)
     if live is None:
         live = FlowLive(name=name, version=version, activated_at=datetime.now(UTC))
         session.add(live)
@@ -190,7 +195,7 @@ def store_checked(
             _point_live(session, row.name, row.version)
             live = True
         else:
-            current = session.get(FlowLive, row.name)
+            current = _live_row(session, row.name)
             live = current is not None and current.version == row.version
         return SavedVersion(row, checked.flow, created, live, checked.warnings)
 

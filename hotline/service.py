@@ -109,7 +109,8 @@ class Service:
                 )
             )
         app = create_app(
-            session_factory=session_factory, admin_token=token, is_ready=lambda: self.ready, flow_registry=self.flows
+            session_factory=session_factory, admin_token=token, is_ready=lambda: self.ready,
+            flow_registry=self.flows, bot=self.bot,
         )
         config = uvicorn.Config(
             app,
@@ -148,7 +149,9 @@ class Service:
         )
         await self._stop.wait()
         log.info("shutting down: hanging up %d call(s)", len(self.endpoint.calls))
-        watching.cancel()
+        watcher.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(watching, 5)
         if registering is not None:
             registering.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -139,7 +139,7 @@ class FlowRunner:
             return self._result("error", self.path[-1] if self.path else None, error=str(exc))
 
     def _result(self, outcome: str, end: str | None, **extra: Any) -> RunResult:
-        variables = {k: v for k, v in self.vars.items() if k not in ("caller", "call", "flow")}
+        variables = {k: v for k, v in self.vars.items() if k not in ("caller", "call", "flow", "now")}
         return RunResult(outcome, end, list(self.path), variables, **extra)
 
     def _note(self, type: str, value: str) -> None:

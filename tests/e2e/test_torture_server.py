@@ -221,7 +221,7 @@ class SipProbe:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, sipp_bin: str) -> Iterator[HotlineServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HotlineServer]:
     """One server for the whole module; its log is in the failure messages below."""
     with HotlineServer(tmp_path_factory.mktemp("torture-hotline")) as running:
         yield running

@@ -204,7 +204,8 @@ async def test_billing_goes_through_the_subflow_and_returns(accounts: AccountsSe
     assert result.passed, explain(result)
     assert result.path == [
         "config", "greeting", "hours", "main_menu", "billing",
-        "identify:config", "identify:ask_account", "identify:count_attempt", "identify:lookup", "identify:found",
+        "identify:config", "identify:ask_account", "identify:count_attempt", "identify:lookup",
+        "identify:found",
         "billing_check", "balance", "billing_menu", "billing_queue",
     ]  # fmt: skip
     [request] = accounts.requests
@@ -243,7 +244,11 @@ async def test_outage_webhook_gets_the_callers_number(accounts: AccountsService)
     result = await run_script(SCRIPTS / "carrier_en.support_outage.yaml", accounts)
     assert result.passed, explain(result)
     [request] = accounts.requests
-    assert (request.method, request.path, request.query) == ("GET", "/network/status", {"number": [OUTAGE_NUMBER]})
+    assert (request.method, request.path, request.query) == (
+        "GET",
+        "/network/status",
+        {"number": [OUTAGE_NUMBER]},
+    )
     assert result.variables["network"]["status"] == 200
 
 
@@ -276,11 +281,15 @@ def _changed_end(path: Path, **end: Any) -> Script:
     [
         ("wrong end node", lambda p: _changed_end(p, node="payments_queue"), "expected to end in node"),
         ("wrong outcome", lambda p: _changed_end(p, outcome="hangup"), "expected outcome"),
-        ("wrong variable", lambda p: _changed_end(p, variables={"customer_name": "Sam"}), "expected variable"),
+        (
+            "wrong variable",
+            lambda p: _changed_end(p, variables={"customer_name": "Sam"}),
+            "expected variable",
+        ),
         ("wrong queue", lambda p: _changed_end(p, transfer={"queue": "support"}), "expected transfer queue"),
     ],
 )
-async def test_wrong_end_check_fails(name: str, script_factory: Any, failure: str, accounts: AccountsService) -> None:
+async def test_wrong_end_check_fails(name: str, script_factory: Any, failure: str, accounts: Any) -> None:
     path = SCRIPTS / "carrier_en.billing_by_key.yaml"
     result = await run_script(path, accounts, script=script_factory(path))
     assert not result.passed
@@ -362,7 +371,8 @@ async def test_unanswered_reception_falls_back_to_voicemail() -> None:
     result = await FlowRunner(FLOWS["after_hours"], channel, clock=lambda: clock).run()
     assert result.outcome == "hangup"
     assert result.path == ["hours", "reception", "unanswered", "leave_message", "voicemail", "thanks"]
-    assert channel.records == [RecordRequest(beep=True, max_seconds=120, finish_on_key="#", silence_timeout=5.0)]
+    expected = RecordRequest(beep=True, max_seconds=120, finish_on_key="#", silence_timeout=5.0)
+    assert channel.records == [expected]
     assert result.variables["voicemail"] == {"id": "rec-42", "seconds": 37.5, "path": "/var/spool/rec-42.wav"}
     assert result.variables["transfer"] == {"ok": False, "detail": "no agent answered"}
     assert channel.transcript[-1] == ("system", "[hang-up: flow_hangup]")
@@ -371,8 +381,8 @@ async def test_unanswered_reception_falls_back_to_voicemail() -> None:
 # ---- known simulator bugs ---------------------------------------------------------------------------
 @pytest.mark.xfail(
     strict=True,
-    reason="simulator.py:283 compares end.transfer values with != against TransferRequest; skills is a tuple "
-    "there but a list in YAML, so a correct `skills:` check can never pass",
+    reason="simulator.py:296 (_end_failures) compares end.transfer values with != against TransferRequest; "
+    "skills is a tuple there but a list in YAML, so a correct `skills:` check can never pass",
 )
 async def test_end_check_on_transfer_skills(accounts: AccountsService) -> None:
     path = SCRIPTS / "carrier_en.support_no_outage.yaml"

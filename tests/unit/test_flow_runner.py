@@ -71,7 +71,9 @@ class FakeChannel:
     def caller(self) -> str | None:
         return self._caller
 
-    async def say(self, text: str, *, interruptible: bool = True, language: str = "en", voice: str | None = None) -> bool:
+    async def say(
+        self, text: str, *, interruptible: bool = True, language: str = "en", voice: str | None = None
+    ) -> bool:
         self.transcript.append(("flow", text))
         self.said.append({"text": text, "interruptible": interruptible, "language": language, "voice": voice})
         return True
@@ -154,7 +156,8 @@ async def test_say_options_override_defaults() -> None:
         nodes:
           hello: {say: {text: Please listen., interruptible: false, voice: awb}}
     """)
-    assert channel.said == [{"text": "Please listen.", "interruptible": False, "language": "en", "voice": "awb"}]
+    said = {"text": "Please listen.", "interruptible": False, "language": "en", "voice": "awb"}
+    assert channel.said == [said]
 
 
 async def test_say_language_map_follows_the_call_language() -> None:
@@ -182,7 +185,8 @@ async def test_say_template_renders_call_variables() -> None:
         flow: t
         start: hello
         nodes:
-          hello: {say: "Hi {{ name }} on {{ caller.number }} ({{ call.id }}, {{ call.channel }}).{{ missing }}"}
+          hello:
+            say: "Hi {{ name }} on {{ caller.number }} ({{ call.id }}, {{ call.channel }}).{{ missing }}"
         """,
         variables={"name": "Ann"},
     )
@@ -253,8 +257,9 @@ async def test_menu_option_by_speech(said: str, end: str) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="runner.py:248 finds a synonym inside speech with \\b word boundaries; Chinese is written without "
-    "spaces, so '我要查账单' never contains the synonym '账单' and the caller gets no_match",
+    reason="runner.py:248 (_run_MenuNode.accept) finds a synonym inside speech with \\b word boundaries; "
+    "Chinese is written without spaces, so '我要查账单' never contains the synonym '账单' and the caller "
+    "gets no_match",
 )
 async def test_menu_chinese_speech_containing_a_synonym() -> None:
     text = MENU.replace("[billing, my bill, support]", "[billing, 账单]")
@@ -294,14 +299,16 @@ async def test_menu_counts_silence_and_wrong_answers_separately() -> None:
 
 
 async def test_menu_retry_counts_come_from_the_node() -> None:
-    text = MENU.replace("      on: {no_input", "      retries: {no_input: 0, no_match: 1}\n      on: {no_input")
+    retries = "      retries: {no_input: 0, no_match: 1}\n"
+    text = MENU.replace("      on: {no_input", retries + "      on: {no_input")
     result, channel = await run(text, [keys("5"), SILENCE])
     assert result.path == ["menu", "silent"]
     assert len(channel.requests) == 2
 
 
 async def test_menu_question_exit_takes_free_speech() -> None:
-    text = MENU.replace("no_match: confused}", "no_match: confused, question: faq}") + "  faq: {hangup: FAQ.}\n"
+    text = MENU.replace("no_match: confused}", "no_match: confused, question: faq}")
+    text += "  faq: {hangup: FAQ.}\n"
     result, _ = await run(text, [speech("Can I keep my number?")])
     assert result.path == ["menu", "faq"]
     assert result.variables["question"] == "Can I keep my number?"
@@ -397,8 +404,9 @@ async def test_input_no_input_exit() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="runner.py:49/_spoken_digits (line 421) ignores non-digit words and maps 'to'/'for' to digits, so "
-    "'I want to talk to an agent' is accepted as the value '22' instead of being a no_match",
+    reason="runner.py:50 _SPOKEN_DIGITS / _spoken_digits (line 421) ignores non-digit words and maps "
+    "'to'/'for' to digits, so 'I want to talk to an agent' is accepted as the value '22' instead of "
+    "being a no_match",
 )
 async def test_input_sentence_without_digits_is_no_match() -> None:
     text = INPUT.replace("min_length: 3", "min_length: 1")
@@ -427,16 +435,25 @@ BOT = KeywordBot({"puk": (["puk", "code"], "Your PUK code is on the SIM card hol
 async def test_ask_answered() -> None:
     result, channel = await run(ASK, [speech("Where is my PUK code?")], bot=BOT)
     assert result.path == ["faq", "thanks"]
-    assert flow_said(channel) == ["Your question?", "Your PUK code is on the SIM card holder.", "Anything else?"]
-    assert result.variables["bot"] == {"question": "Where is my PUK code?", "entry_id": "puk",
-                                       "answer": "Your PUK code is on the SIM card holder.", "confidence": 0.9,
-                                       "handoff": False}  # fmt: skip
+    assert flow_said(channel) == [
+        "Your question?",
+        "Your PUK code is on the SIM card holder.",
+        "Anything else?",
+    ]
+    assert result.variables["bot"] == {
+        "question": "Where is my PUK code?",
+        "entry_id": "puk",
+        "answer": "Your PUK code is on the SIM card holder.",
+        "confidence": 0.9,
+        "handoff": False,
+    }
     [request] = channel.requests
     assert (request.max_digits, request.grammar) == (0, ())
 
 
 async def test_ask_answer_not_spoken_when_told_so() -> None:
-    text = ASK.replace("prompt: Your question?", "prompt: Your question?\n      speak_answer: false\n      store: kb")
+    options = "\n      speak_answer: false\n      store: kb"
+    text = ASK.replace("prompt: Your question?", "prompt: Your question?" + options)
     result, channel = await run(text, [speech("puk code")], bot=BOT)
     assert flow_said(channel) == ["Your question?", "Anything else?"]
     assert result.variables["kb"]["entry_id"] == "puk"
@@ -490,7 +507,8 @@ nodes:
 async def test_transfer_to_a_queue() -> None:
     result, channel = await run(TRANSFER, variables={"team": "billing"})
     assert (result.outcome, result.end_node, result.path) == ("transferred", "out", ["out"])
-    expected = TransferRequest(queue="billing", to=None, method="bridge", priority=5, skills=("billing", "mandarin"))
+    skills = ("billing", "mandarin")
+    expected = TransferRequest(queue="billing", to=None, method="bridge", priority=5, skills=skills)
     assert result.transfer == expected
     assert channel.transfers == [expected]
     assert flow_said(channel) == ["Please hold."]
@@ -522,7 +540,8 @@ async def test_transfer_refused_takes_failed() -> None:
 
 async def test_transfer_refused_without_failed_exit_ends_the_flow() -> None:
     channel = FakeChannel(transfer=TransferResult(False, "no route"))
-    result, _ = await run(TRANSFER.replace("on: {failed: busy}", ""), channel=channel, variables={"team": "x"})
+    text = TRANSFER.replace("on: {failed: busy}", "")
+    result, _ = await run(text, channel=channel, variables={"team": "x"})
     assert (result.outcome, result.end_node) == ("ended", "out")
     assert channel.hangups == ["flow_end"]
 
@@ -559,8 +578,9 @@ async def test_set_keeps_types_and_renders_text() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="runner.py:47 _SINGLE_EXPRESSION is greedy: '{{ first }} {{ last }}' is taken as ONE expression "
-    "'first }} {{ last' and fails to compile, so the call errors instead of storing 'Ann Lee'",
+    reason="runner.py:48 _SINGLE_EXPRESSION (used by FlowRunner._value) is greedy: '{{ first }} {{ last }}' "
+    "is taken as ONE expression 'first }} {{ last' and fails to compile, so the call errors instead "
+    "of storing 'Ann Lee'",
 )
 async def test_set_text_with_two_expressions() -> None:
     result, _ = await run(
@@ -595,10 +615,11 @@ nodes:
 
 
 @pytest.mark.parametrize(
-    ("caller", "tries", "end"), [("+441632960000", 0, "uk"), ("+15550100", 2, "world"), ("+441632960000", 3, "many")]
+    ("caller", "tries", "end"),
+    [("+441632960000", 0, "uk"), ("+15550100", 2, "world"), ("+441632960000", 3, "many")],
 )
 async def test_branch_takes_the_first_true_case(caller: str, tries: int, end: str) -> None:
-    result, channel = await run(BRANCH, channel=FakeChannel(caller=caller), variables={"tries": tries})
+    result, _ = await run(BRANCH, channel=FakeChannel(caller=caller), variables={"tries": tries})
     assert result.path == ["b", end]
 
 
@@ -681,14 +702,16 @@ async def test_record() -> None:
         start: vm
         nodes:
           vm:
-            record: {prompt: After the beep., beep: true, max_seconds: 90, finish_on_key: "*", silence_timeout: 4,
-                     store: message}
+            record:
+              {prompt: After the beep., beep: true, max_seconds: 90, finish_on_key: "*", silence_timeout: 4,
+               store: message}
             next: bye
           bye: {hangup: "Thanks ({{ message.seconds }} s)."}
         """,
         channel=FakeChannel(recording=RecordResult("rec-9", 12.345, {"path": "/tmp/rec-9.wav"})),
     )
-    assert channel.records == [RecordRequest(beep=True, max_seconds=90, finish_on_key="*", silence_timeout=4.0)]
+    expected = RecordRequest(beep=True, max_seconds=90, finish_on_key="*", silence_timeout=4.0)
+    assert channel.records == [expected]
     assert result.variables["message"] == {"id": "rec-9", "seconds": 12.35, "path": "/tmp/rec-9.wav"}
     assert flow_said(channel) == ["After the beep.", "Thanks (12.35 s)."]
     assert channel.said[0]["interruptible"] is False
@@ -781,8 +804,22 @@ def lookup_of(*texts: str) -> Any:
 async def test_nested_subflows_return_to_next() -> None:
     result, channel = await run(MAIN, flows=lookup_of(MIDDLE, INNER))
     assert result.outcome == "ended"
-    assert result.path == ["hello", "call", "middle:m1", "middle:m2", "inner:i1", "inner:i2", "middle:m3", "after"]
-    assert flow_said(channel) == ["Main starts.", "Inner.", "Middle again, inner said 42.", "Back in main with middle."]
+    assert result.path == [
+        "hello",
+        "call",
+        "middle:m1",
+        "middle:m2",
+        "inner:i1",
+        "inner:i2",
+        "middle:m3",
+        "after",
+    ]
+    assert flow_said(channel) == [
+        "Main starts.",
+        "Inner.",
+        "Middle again, inner said 42.",
+        "Back in main with middle.",
+    ]
     assert [n for n in channel.notes if n[0] == "flow"] == [
         ("flow", "subflow middle@3"), ("flow", "subflow inner@3"), ("flow", "return to middle"),
         ("flow", "return to main"),
@@ -818,7 +855,7 @@ async def test_subflow_uses_the_pinned_snapshot() -> None:
     registry.set_live("inner", 1)
     snapshot = registry.snapshot()
     registry.set_live("inner", 2)
-    result, channel = await run(MAIN.replace("subflow: middle", "subflow: inner"), flows=snapshot)
+    _, channel = await run(MAIN.replace("subflow: middle", "subflow: inner"), flows=snapshot)
     assert flow_said(channel) == ["Main starts.", "old.", "Back in main with ."]
     assert ("flow", "subflow inner@1") in channel.notes
     _, channel = await run(MAIN.replace("subflow: middle", "subflow: inner"), flows=registry.snapshot())
@@ -827,8 +864,9 @@ async def test_subflow_uses_the_pinned_snapshot() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="runner.py:374 (hangup) and :337 (transfer) report end_node as the bare node name, while the path "
-    "(and caller_hangup/error results) label subflow nodes 'flow:node'; 'bye' is ambiguous with main's nodes",
+    reason="runner.py:374 (hangup) and :337 (transfer) report end_node as the bare node name, while the path"
+    " (and caller_hangup/error results) label subflow nodes 'flow:node'; 'bye' is ambiguous with "
+    "main's nodes",
 )
 async def test_hangup_inside_a_subflow_names_the_subflow_node() -> None:
     inner = "flow: inner\nstart: bye\nnodes:\n  bye: {hangup: Bye.}\n"
@@ -856,11 +894,17 @@ async def test_loop_protection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     "prompt",
-    ["{{ 1 + }}", "{{ caller.number.nope.deeper }}", "{{ 'x' | no_such_filter }}", "{{ 1 / 0 }}",
-     "{{ ().__class__.__mro__ }}"],
+    [
+        "{{ 1 + }}",
+        "{{ caller.number.nope.deeper }}",
+        "{{ 'x' | no_such_filter }}",
+        "{{ 1 / 0 }}",
+        "{{ ().__class__.__mro__ }}",
+    ],
 )
 async def test_template_errors_end_the_call_with_error(prompt: str) -> None:
-    result, channel = await run(f'flow: t\nstart: s\nnodes:\n  s: {{say: "{prompt}", next: t}}\n  t: {{say: T.}}\n')
+    text = f'flow: t\nstart: s\nnodes:\n  s: {{say: "{prompt}", next: t}}\n  t: {{say: T.}}\n'
+    result, channel = await run(text)
     assert (result.outcome, result.end_node) == ("error", "s"), result
     assert result.error
     assert channel.transcript == []
@@ -891,5 +935,19 @@ async def test_caller_hangup_during_a_prompt() -> None:
 
 
 async def test_result_variables_leave_out_call_metadata() -> None:
-    result, _ = await run("flow: t\nstart: s\nnodes:\n  s: {set: {x: 1}}\n", variables={"vip": True})
-    assert result.variables == {"last": {}, "language": "en", "vip": True, "x": 1}
+    text = "flow: t\nstart: s\nnodes:\n  s: {set: {x: 1}}\n"
+    result, _ = await run(text, variables={"vip": True})
+    assert not {"caller", "call", "flow"} & set(result.variables)
+    assert {k: result.variables[k] for k in ("last", "language", "vip", "x")} == {
+        "last": {},
+        "language": "en",
+        "vip": True,
+        "x": 1,
+    }
+
+
+async def test_templates_see_the_flow_clock() -> None:
+    moment = datetime(2026, 3, 30, 9, 5, tzinfo=UTC)
+    text = "flow: t\nstart: s\nnodes:\n  s: {say: \"It is {{ now.strftime('%H:%M') }} UTC.\"}\n"
+    _, channel = await run(text, clock=lambda: moment)
+    assert flow_said(channel) == ["It is 09:05 UTC."]

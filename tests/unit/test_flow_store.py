@@ -282,3 +282,16 @@ def test_migration_0002_downgrades_and_upgrades(engine: Engine) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     assert {"flow_versions", "flow_live"} <= tables()
+
+
+def test_activate_is_not_fooled_by_a_stale_session(session: Session, factory: sessionmaker[Session]) -> None:
+    store.create_version(session, "demo", DEMO, created_by="api")
+    store.create_version(session, "demo", DEMO_2, created_by="api")
+    held = store.activate(session, "demo", 1)  # this session now holds the live row (version 1)
+    with factory() as other:  # another worker moves it
+        store.activate(other, "demo", 2)
+    store.activate(session, "demo", 1)  # must really move it back, not trust the cached row
+    assert held.version == 1
+    with factory() as fresh:
+        assert store.live_version(fresh, "demo").version == 1  # type: ignore[union-attr]
+    assert store.save_version(session, "demo", DEMO_2, created_by="api").live is False

@@ -108,7 +108,10 @@ def _no_input(request: ListenRequest) -> Heard:
     raise AssertionError("these flows never listen")
 
 
-def http_flow(http: str, *, exits: str = "on: {ok: ok, error: failed, timeout: slow}", next_: str = "") -> str:
+ALL_EXITS = "on: {ok: ok, error: failed, timeout: slow}"
+
+
+def http_flow(http: str, *, exits: str = ALL_EXITS, next_: str = "") -> str:
     return f"""
 flow: hook
 start: call
@@ -149,7 +152,11 @@ async def test_json_ok_maps_variables_and_sends_the_templated_request(server: Se
         nested: {language: "{{ language }}", list: ["{{ account }}", 5, true, null]}
       timeout: 2
       store: lookup
-      map: {balance: account.balance, owner: account.owner.name, second: items.1.id, missing: account.nope}"""),
+      map:
+        balance: account.balance
+        owner: account.owner.name
+        second: items.1.id
+        missing: account.nope"""),
         api=server.url, token="s3cret", account="123456",
     )  # fmt: skip
     assert (result.outcome, result.path) == ("ended", ["call", "ok"])
@@ -158,7 +165,8 @@ async def test_json_ok_maps_variables_and_sends_the_templated_request(server: Se
     assert request.headers["Authorization"] == "Bearer s3cret"
     assert request.headers["X-Call-Id"] == "call-42"
     assert request.headers["Content-Type"] == "application/json"
-    assert json.loads(request.body) == {"account": "123456", "nested": {"language": "en", "list": ["123456", 5, True, None]}}
+    expected_body = {"account": "123456", "nested": {"language": "en", "list": ["123456", 5, True, None]}}
+    assert json.loads(request.body) == expected_body
     v = result.variables
     assert (v["balance"], v["owner"], v["second"], v["missing"]) == (12.5, "Ann", "b", None)
     assert v["lookup"] == {"status": 200, "json": ACCOUNT, "text": json.dumps(ACCOUNT), "error": None}
@@ -166,7 +174,8 @@ async def test_json_ok_maps_variables_and_sends_the_templated_request(server: Se
 
 async def test_get_sends_no_body_and_ok_falls_back_to_next(server: Server) -> None:
     result = await run(
-        http_flow('      method: GET\n      url: "{{ api }}/json"', exits="on: {}", next_="next: after"), api=server.url
+        http_flow('      method: GET\n      url: "{{ api }}/json"', exits="on: {}", next_="next: after"),
+        api=server.url,
     )
     assert result.path == ["call", "after"]
     [request] = server.requests
@@ -182,7 +191,8 @@ async def test_non_json_without_map_is_ok_with_text(server: Server) -> None:
 
 # ---- error --------------------------------------------------------------------------------------------
 async def test_server_error_takes_error(server: Server) -> None:
-    result = await run(http_flow('      url: "{{ api }}/fail"\n      map: {balance: account.balance}'), api=server.url)
+    text = http_flow('      url: "{{ api }}/fail"\n      map: {balance: account.balance}')
+    result = await run(text, api=server.url)
     assert result.path == ["call", "failed"]
     assert result.variables["http"]["status"] == 500
     assert result.variables["http"]["error"] == "HTTP 500"
@@ -190,7 +200,8 @@ async def test_server_error_takes_error(server: Server) -> None:
 
 
 async def test_non_json_with_map_is_an_error(server: Server) -> None:
-    result = await run(http_flow('      url: "{{ api }}/text"\n      map: {balance: account.balance}'), api=server.url)
+    text = http_flow('      url: "{{ api }}/text"\n      map: {balance: account.balance}')
+    result = await run(text, api=server.url)
     assert result.path == ["call", "failed"]
     assert result.variables["http"]["error"] == "response is not JSON"
     assert result.variables["http"]["status"] == 200
@@ -216,12 +227,13 @@ async def test_slow_response_takes_timeout(server: Server) -> None:
 async def test_timeout_falls_back_to_error_then_next(server: Server) -> None:
     text = http_flow('      url: "{{ api }}/slow"\n      timeout: 0.3', exits="on: {ok: ok, error: failed}")
     assert (await run(text, api=server.url)).path == ["call", "failed"]
-    text = http_flow('      url: "{{ api }}/slow"\n      timeout: 0.3', exits="on: {ok: ok}", next_="next: after")
+    slow = '      url: "{{ api }}/slow"\n      timeout: 0.3'
+    text = http_flow(slow, exits="on: {ok: ok}", next_="next: after")
     assert (await run(text, api=server.url)).path == ["call", "after"]
 
 
 @pytest.mark.parametrize(("path", "timeout", "end"), [("/slow", 0.4, "slow"), ("/slow", 3, "ok")])
-async def test_the_event_loop_keeps_running_while_waiting(server: Server, path: str, timeout: float, end: str) -> None:
+async def test_the_event_loop_keeps_running(server: Server, path: str, timeout: float, end: str) -> None:
     ticks = 0
 
     async def ticker() -> None:
@@ -233,7 +245,8 @@ async def test_the_event_loop_keeps_running_while_waiting(server: Server, path: 
     task = asyncio.create_task(ticker())
     started = time.monotonic()
     try:
-        result = await run(http_flow(f'      url: "{{{{ api }}}}{path}"\n      timeout: {timeout}'), api=server.url)
+        text = http_flow(f'      url: "{{{{ api }}}}{path}"\n      timeout: {timeout}')
+        result = await run(text, api=server.url)
     finally:
         task.cancel()
     elapsed = time.monotonic() - started
@@ -245,8 +258,8 @@ async def test_the_event_loop_keeps_running_while_waiting(server: Server, path: 
 # ---- known webhook bugs ----------------------------------------------------------------------------
 @pytest.mark.xfail(
     strict=True,
-    reason="webhook.py:32 passes httpx.Timeout(spec.timeout), which limits each connect/read separately, not the "
-    "whole request: a server that trickles its body keeps the caller waiting far past `timeout`",
+    reason="webhook.py:32 passes httpx.Timeout(spec.timeout), which limits each connect/read separately, "
+    "not the whole request: a server that trickles its body keeps the caller waiting far past `timeout`",
 )
 async def test_timeout_bounds_the_whole_request(server: Server) -> None:
     started = time.monotonic()
@@ -258,8 +271,8 @@ async def test_timeout_bounds_the_whole_request(server: Server) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="webhook.py:37 catches httpx.HTTPError and ValueError only: a URL with a bad port (from a variable) "
-    "raises httpx.InvalidURL / an ExceptionGroup out of FlowRunner.run instead of taking the error exit",
+    reason="webhook.py:37 catches httpx.HTTPError and ValueError only: a URL with a bad port (from a "
+    "variable) raises httpx.InvalidURL / an ExceptionGroup out of FlowRunner.run instead of taking `error`",
 )
 @pytest.mark.parametrize("url", ["http://127.0.0.1:abc/json", "http://127.0.0.1:99999/json"])
 async def test_invalid_url_takes_error(url: str) -> None:
