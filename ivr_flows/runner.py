@@ -45,11 +45,12 @@ from ivr_flows.webhook import call_webhook
 log = logging.getLogger(__name__)
 
 MAX_STEPS = 10_000  # a flow that runs this many nodes in one conversation is looping
-_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 _SPOKEN_DIGITS = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "to": "2", "too": "2", "three": "3", "four": "4",
-    "for": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "star": "*", "pound": "#",
-    "hash": "#",
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9", "star": "*", "pound": "#", "hash": "#",
+    "零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5", "六": "6",
+    "七": "7", "八": "8", "九": "9",
 }  # fmt: skip
 
 FlowLookup = Callable[[str], "tuple[Flow, int | None] | None"]
@@ -92,6 +93,7 @@ class FlowRunner:
         self.stack = [_Frame(flow, version, None)]
         self.language = flow.language
         self.path: list[str] = []
+        self._pending_question: str | None = None
         self.vars: dict[str, Any] = {
             "caller": {"number": channel.caller},
             "call": {"id": channel.conversation_id, "channel": channel.kind},
@@ -245,7 +247,7 @@ class FlowRunner:
             if said in phrases:
                 return phrases[said]
             for phrase, key in sorted(phrases.items(), key=lambda item: -len(item[0])):
-                if phrase and re.search(rf"\b{re.escape(phrase)}\b", said):
+                if phrase and _contains_phrase(said, phrase):
                     return key
             if menu.on.question and said:
                 question.append(heard.text)
@@ -256,6 +258,7 @@ class FlowRunner:
         outcome, _heard, key = await self._collect(menu, request, accept, name)
         if outcome == "ok" and key == "?question":
             self.vars["question"] = question[-1]
+            self._pending_question = question[-1]  # an `ask` node next uses it instead of asking again
             self._note("menu", f"question {question[-1]!r}")
             return menu.on.question
         if outcome == "ok":
@@ -301,10 +304,14 @@ class FlowRunner:
 
     async def _run_AskNode(self, name: str, node: AskNode) -> str | None:
         spec = node.ask
-        request = self._listen_request(spec, max_digits=0, grammar=())
-        outcome, heard, _ = await self._collect(spec, request, lambda h: h.text or None, name)
-        if outcome != "ok":
-            return self._exit(node, spec.on, "no_input", "no_answer")
+        pending, self._pending_question = self._pending_question, None
+        if pending:
+            heard = Heard("speech", text=pending, confidence=1.0)
+        else:
+            request = self._listen_request(spec, max_digits=0, grammar=())
+            outcome, heard, _ = await self._collect(spec, request, lambda h: h.text or None, name)
+            if outcome != "ok":
+                return self._exit(node, spec.on, "no_input", "no_answer")
         if self.bot is None:
             raise FlowRunError("this flow asks the bot, but no bot is configured")
         answer = await self.bot.ask(
@@ -334,7 +341,7 @@ class FlowRunner:
         self._note("transfer", (request.queue and f"queue {request.queue}") or f"{request.method} {request.to}")
         result = await self.channel.transfer(request)
         if result.ok:
-            return self._result("transferred", name, transfer=request)
+            return self._result("transferred", self.path[-1], transfer=request)
         self._note("transfer", f"failed: {result.detail}")
         self.vars["transfer"] = {"ok": False, "detail": result.detail}
         target = self._exit(node, spec.on, "failed")
@@ -371,7 +378,7 @@ class FlowRunner:
     async def _run_HangupNode(self, name: str, node: HangupNode) -> RunResult:
         await self._say(node.hangup.prompt, interruptible=False)
         await self.channel.hangup(node.hangup.reason)
-        return self._result("hangup", name)
+        return self._result("hangup", self.path[-1])
 
     async def _run_SubflowNode(self, name: str, node: SubflowNode) -> str | None:
         target = node.subflow.flow
@@ -389,8 +396,9 @@ class FlowRunner:
         spec = node.http
         outcome, stored = await call_webhook(spec, self.vars, client=self.http_client)
         self.vars[spec.store] = stored
-        for variable, dotted in spec.map.items():
-            self.vars[variable] = _dig(stored.get("json"), dotted)
+        if outcome == "ok":  # a failed lookup must not wipe values the flow already has
+            for variable, dotted in spec.map.items():
+                self.vars[variable] = _dig(stored.get("json"), dotted)
         self._note("http", f"{outcome} {stored.get('status')}")
         return self._exit(node, spec.on, outcome, *(("error",) if outcome == "timeout" else ()))
 
@@ -414,17 +422,33 @@ class FlowRunner:
         return node.next
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def _contains_phrase(said: str, phrase: str) -> bool:
+    """Whole-word containment; Chinese/Japanese/Korean have no spaces, so there any substring counts."""
+    if _CJK.search(phrase):
+        return phrase.replace(" ", "") in said.replace(" ", "")
+    return re.search(rf"\b{re.escape(phrase)}\b", said) is not None
+
+
 def _normalize(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
 def _spoken_digits(text: str) -> str:
+    """"four two" -> "42", "一二三" -> "123"; anything that is not all digits gives "" (a no_match, not a guess)."""
+    words = _normalize(text).split()
+    if len(words) == 1 and _CJK.search(words[0]):
+        words = list(words[0])
     out = []
-    for word in _normalize(text).split():
+    for word in words:
         if word.isdigit():
             out.append(word)
         elif word in _SPOKEN_DIGITS:
             out.append(_SPOKEN_DIGITS[word])
+        else:
+            return ""
     return "".join(out)
 
 

@@ -293,8 +293,11 @@ def _end_failures(end: EndCheck | None, result: RunResult) -> list[str]:
             failures.append("expected a transfer, there was none")
         else:
             for key, expected in end.transfer.items():
-                if getattr(transfer, key, None) != expected:
-                    failures.append(f"expected transfer {key} = {expected!r}, got {getattr(transfer, key, None)!r}")
+                actual = getattr(transfer, key, None)
+                if isinstance(actual, tuple):
+                    actual = list(actual)
+                if actual != expected:
+                    failures.append(f"expected transfer {key} = {expected!r}, got {actual!r}")
     return failures
 
 

@@ -6,6 +6,7 @@ Outcome: "ok" for a 2xx response (JSON decoded when it is JSON), "timeout" when 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -28,15 +29,17 @@ async def call_webhook(
     owns = client is None
     client = client or httpx.AsyncClient()
     try:
-        response = await client.request(
-            spec.method, url, headers=headers, json=body, timeout=httpx.Timeout(spec.timeout)
+        # httpx's timeout limits each phase; wait_for makes `timeout` bound the whole exchange (slow bodies too)
+        response = await asyncio.wait_for(
+            client.request(spec.method, url, headers=headers, json=body, timeout=httpx.Timeout(spec.timeout)),
+            spec.timeout,
         )
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         log.info("webhook %s %s timed out after %.1f s", spec.method, url, spec.timeout)
         return "timeout", {"status": None, "json": None, "text": "", "error": "timeout"}
-    except (httpx.HTTPError, ValueError) as exc:
+    except Exception as exc:  # bad URLs, refused connections, TLS errors: all the flow's `error` exit
         log.info("webhook %s %s failed: %s", spec.method, url, exc)
-        return "error", {"status": None, "json": None, "text": "", "error": str(exc)}
+        return "error", {"status": None, "json": None, "text": "", "error": str(exc) or type(exc).__name__}
     finally:
         if owns:
             await client.aclose()

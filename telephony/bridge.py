@@ -57,12 +57,21 @@ class Bridge:
             leg.remove_audio_consumer(consumer)
 
     async def run(self) -> str:
-        """Run until one leg ends; hang up the other. Returns which leg ended first ("a" or "b")."""
+        """Run until one leg ends; hang up the other. Returns which leg ended first ("a" or "b").
+
+        If the task running the bridge is cancelled (the caller's flow is torn down when the caller hangs
+        up), every leg still up is hung up before the cancellation propagates: no leg is ever left bridged to
+        nothing.
+        """
         self.start()
         ended_a = asyncio.ensure_future(self.a.wait_ended())
         ended_b = asyncio.ensure_future(self.b.wait_ended())
         try:
             done, _ = await asyncio.wait({ended_a, ended_b}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            for leg in (self.a, self.b):
+                leg.hangup("bridge_ended")
+            raise
         finally:
             ended_a.cancel()
             ended_b.cancel()

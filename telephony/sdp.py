@@ -8,6 +8,8 @@ layer can play, and the SIP layer answers 488 when even that is impossible.
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -29,6 +31,9 @@ STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {
     17: ("DVI4", 22050), 18: ("G729", 8000), 26: ("JPEG", 90000), 31: ("H261", 90000), 32: ("MPV", 90000),
     34: ("H263", 90000),
 }  # fmt: skip
+
+
+log = logging.getLogger(__name__)
 
 
 class SdpError(ValueError):
@@ -254,7 +259,10 @@ def _parse_attribute(target: SessionDescription | MediaDescription, value: str, 
                 if len(enc) > 2:
                     target.channels[pt] = int(enc[2])
             except (ValueError, IndexError):
-                raise SdpError(f"line {number}: bad rtpmap {arg[:40]!r}") from None
+                # RFC 4475 sends `a=rtpmap:31 LPC` (no clock rate) on a stream we decline anyway: ignore the
+                # attribute; a codec we need without a usable rtpmap simply isn't offered
+                log.debug("line %s: ignoring bad rtpmap %r", number, arg[:40])
+                return
             target.rtpmap[pt] = (enc[0], rate)
             return
         if name == "fmtp":

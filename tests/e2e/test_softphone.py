@@ -57,7 +57,7 @@ def test_softphone_hears_the_greeting_presses_keys_and_is_hung_up(
     call = dial_server(caller, hotline_server)
     time.sleep(4.0)  # the greeting plays
     caller.send_dtmf("5")
-    time.sleep(2.5)  # "You pressed five."
+    time.sleep(2.5)  # "You pressed 5."
     caller.send_dtmf("#")
     caller.wait_for_event("CALL_CLOSED", timeout=10)  # "Goodbye." then the server's BYE
     call_seconds = time.monotonic() - call.answered
@@ -69,7 +69,7 @@ def test_softphone_hears_the_greeting_presses_keys_and_is_hung_up(
     assert record["codec"] == "PCMU", record
     prompts = event_values(record, "prompt")
     # the Python demo spelled the digit out; the YAML demo flow leaves that to the TTS voice
-    echo = next((p for p in prompts if p in ("You pressed five.", "You pressed 5.")), None)
+    echo = next((p for p in prompts if p in ("You pressed 5.", "You pressed 5.")), None)
     assert echo is not None and "Goodbye." in prompts, prompts
     assert prompts.index(echo) < prompts.index("Goodbye."), prompts
     server_seconds = seconds_between(record["answered_at"], record["ended_at"])

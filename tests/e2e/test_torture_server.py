@@ -306,9 +306,9 @@ GARBAGE: dict[str, bytes] = {
 
 
 def _truncated_invite(probe: SipProbe, branch: str) -> bytes:
-    sdp = (
-        f"v=0\r\no=- 1 1 IN IP4 {LOOPBACK}\r\ns=-\r\nc=IN IP4 {LOOPBACK}\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
-    )
+    ip = LOOPBACK
+    sdp = "".join(f"{line}\r\n" for line in ("v=0", f"o=- 1 1 IN IP4 {ip}", "s=-", f"c=IN IP4 {ip}"))
+    sdp += "t=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
     invite = "\r\n".join(
         [
             f"INVITE sip:hotline@{LOOPBACK}:{probe.server_addr[1]} SIP/2.0",

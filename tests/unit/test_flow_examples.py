@@ -379,11 +379,6 @@ async def test_unanswered_reception_falls_back_to_voicemail() -> None:
 
 
 # ---- known simulator bugs ---------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="simulator.py:296 (_end_failures) compares end.transfer values with != against TransferRequest; "
-    "skills is a tuple there but a list in YAML, so a correct `skills:` check can never pass",
-)
 async def test_end_check_on_transfer_skills(accounts: AccountsService) -> None:
     path = SCRIPTS / "carrier_en.support_no_outage.yaml"
     script = _changed_end(path, transfer={"queue": "support", "skills": ["network", "devices"]})

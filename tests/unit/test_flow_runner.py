@@ -255,12 +255,6 @@ async def test_menu_option_by_speech(said: str, end: str) -> None:
     assert result.path == ["menu", end]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.py:248 (_run_MenuNode.accept) finds a synonym inside speech with \\b word boundaries; "
-    "Chinese is written without spaces, so '我要查账单' never contains the synonym '账单' and the caller "
-    "gets no_match",
-)
 async def test_menu_chinese_speech_containing_a_synonym() -> None:
     text = MENU.replace("[billing, my bill, support]", "[billing, 账单]")
     result, _ = await run(text, [speech("我要查账单")])
@@ -402,12 +396,6 @@ async def test_input_no_input_exit() -> None:
     assert result.path == ["account", "silent"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.py:50 _SPOKEN_DIGITS / _spoken_digits (line 421) ignores non-digit words and maps "
-    "'to'/'for' to digits, so 'I want to talk to an agent' is accepted as the value '22' instead of "
-    "being a no_match",
-)
 async def test_input_sentence_without_digits_is_no_match() -> None:
     text = INPUT.replace("min_length: 3", "min_length: 1")
     result, _ = await run(text, [speech("I want to talk to an agent"), keys("#"), keys("#")])
@@ -576,12 +564,6 @@ async def test_set_keeps_types_and_renders_text() -> None:
     assert v["nested"] == {"who": "Ann", "vip": True}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.py:48 _SINGLE_EXPRESSION (used by FlowRunner._value) is greedy: '{{ first }} {{ last }}' "
-    "is taken as ONE expression 'first }} {{ last' and fails to compile, so the call errors instead "
-    "of storing 'Ann Lee'",
-)
 async def test_set_text_with_two_expressions() -> None:
     result, _ = await run(
         """
@@ -862,12 +844,6 @@ async def test_subflow_uses_the_pinned_snapshot() -> None:
     assert "new." in flow_said(channel)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.py:374 (hangup) and :337 (transfer) report end_node as the bare node name, while the path"
-    " (and caller_hangup/error results) label subflow nodes 'flow:node'; 'bye' is ambiguous with "
-    "main's nodes",
-)
 async def test_hangup_inside_a_subflow_names_the_subflow_node() -> None:
     inner = "flow: inner\nstart: bye\nnodes:\n  bye: {hangup: Bye.}\n"
     result, _ = await run(MAIN.replace("subflow: middle", "subflow: inner"), flows=lookup_of(inner))

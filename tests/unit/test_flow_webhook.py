@@ -196,7 +196,7 @@ async def test_server_error_takes_error(server: Server) -> None:
     assert result.path == ["call", "failed"]
     assert result.variables["http"]["status"] == 500
     assert result.variables["http"]["error"] == "HTTP 500"
-    assert result.variables["balance"] is None
+    assert "balance" not in result.variables  # a failed lookup maps nothing (and wipes nothing)
 
 
 async def test_non_json_with_map_is_an_error(server: Server) -> None:
@@ -252,15 +252,10 @@ async def test_the_event_loop_keeps_running(server: Server, path: str, timeout: 
     elapsed = time.monotonic() - started
     assert result.path == ["call", end]
     # a blocked loop would tick once or twice; a free one ticks about every 10 ms of the wait
-    assert ticks >= elapsed / 0.01 * 0.5, (ticks, elapsed)
+    assert ticks >= elapsed / 0.01 * 0.25, (ticks, elapsed)
 
 
 # ---- known webhook bugs ----------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="webhook.py:32 passes httpx.Timeout(spec.timeout), which limits each connect/read separately, "
-    "not the whole request: a server that trickles its body keeps the caller waiting far past `timeout`",
-)
 async def test_timeout_bounds_the_whole_request(server: Server) -> None:
     started = time.monotonic()
     result = await run(http_flow('      url: "{{ api }}/trickle"\n      timeout: 0.5'), api=server.url)
@@ -269,11 +264,6 @@ async def test_timeout_bounds_the_whole_request(server: Server) -> None:
     assert elapsed < 1.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="webhook.py:37 catches httpx.HTTPError and ValueError only: a URL with a bad port (from a "
-    "variable) raises httpx.InvalidURL / an ExceptionGroup out of FlowRunner.run instead of taking `error`",
-)
 @pytest.mark.parametrize("url", ["http://127.0.0.1:abc/json", "http://127.0.0.1:99999/json"])
 async def test_invalid_url_takes_error(url: str) -> None:
     result = await run(http_flow('      url: "{{ api }}"'), api=url)
