@@ -9,7 +9,6 @@ layer can play, and the SIP layer answers 488 when even that is impossible.
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
