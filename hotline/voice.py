@@ -142,30 +142,26 @@ class VoiceChannel:
         self.call.add_audio_consumer(on_frame)
         try:
             deadline = started + request.max_seconds
-            while not finished.done() and time.monotonic() < deadline:
-                try:
-                    digit = await asyncio.wait_for(
-                        asyncio.shield(self._next_digit_or(finished)), max(0.01, deadline - time.monotonic())
-                    )
-                except TimeoutError:
+            while not finished.done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     break
-                if digit is not None and request.finish_on_key and digit == request.finish_on_key:
+                digit_task = asyncio.ensure_future(self.call.next_digit(remaining))
+                done, _ = await asyncio.wait({digit_task, finished}, return_when=asyncio.FIRST_COMPLETED)
+                if digit_task not in done:
+                    digit_task.cancel()
+                    break
+                digit = digit_task.result()
+                if digit is None or (request.finish_on_key and digit == request.finish_on_key):
                     break
         except CallEndedError:
-            pass
+            pass  # hanging up is the usual way to finish a voicemail
         finally:
+            # also runs when the flow is torn down because the caller left: the message is always kept
             self.call.remove_audio_consumer(on_frame)
             info = writer.close()
-        self.call.event("recording", info.path)
+            self.call.event("recording", info.path)
         return RecordResult(info.recording_id, info.seconds, {"path": info.path})
-
-    async def _next_digit_or(self, finished: asyncio.Future[str]) -> str | None:
-        digit_task = asyncio.ensure_future(self.call.next_digit(None))
-        done, _ = await asyncio.wait({digit_task, finished}, return_when=asyncio.FIRST_COMPLETED)
-        if digit_task in done:
-            return digit_task.result()
-        digit_task.cancel()
-        return None
 
     async def say_pcm(self, pcm: np.ndarray) -> None:
         try:

@@ -388,3 +388,14 @@ def test_docs_explain_editor_setup_and_their_flows_lint_clean() -> None:
         result = lint_text("flow: doc\nstart: x\nnodes:\n" + block, "docs.yaml")
         assert result.flow is not None, [str(p) for p in result.problems]
         assert not [p for p in result.problems if "error:" in p.message], [str(p) for p in result.problems]
+
+
+def test_shipped_json_schema_file_is_current() -> None:
+    """ivr_flows/flow.schema.json is what editors load (yaml-language-server); it must match the models."""
+    import json
+    from pathlib import Path
+
+    from ivr_flows.schema import flow_json_schema
+
+    shipped = Path(__file__).resolve().parents[2] / "ivr_flows" / "flow.schema.json"
+    assert json.loads(shipped.read_text()) == flow_json_schema(), "run: hotline flow schema > ivr_flows/flow.schema.json"
