@@ -10,12 +10,10 @@ of `lint_text`, split into YAML loading, schema validation and the lint checks.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
+from bench.common import machine
 from ivr_flows.lint import lint_text
 from ivr_flows.loader import load_yaml
 from ivr_flows.schema import Flow
@@ -23,16 +21,6 @@ from ivr_flows.schema import Flow
 BLOCK = ("say", "menu", "input", "http", "branch")
 
 
-def machine() -> str:
-    model = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"nproc {os.cpu_count()} · {model} · Python {platform.python_version()}"
 
 
 def generate(nodes: int) -> str:

@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
+from bench.common import machine
 from ivr_flows import runner as runner_module
 from ivr_flows.channel import (
     Heard,
@@ -105,16 +103,6 @@ async def measure(flow: Flow, steps: int) -> tuple[float, int]:
     return elapsed, len(result.path)
 
 
-def machine() -> str:
-    model = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.node()} · nproc {os.cpu_count()} · {model} · Python {platform.python_version()}"
 
 
 def main() -> None:

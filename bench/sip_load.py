@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "e2e" / "scenarios" / "uac_load.xml"
 DIGITS_PER_CALL = 10
@@ -43,16 +44,6 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return sock.getsockname()[1]
 
 
-def machine() -> str:
-    model = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.node()} · {os.cpu_count()} cores · {model} · Python {platform.python_version()}"
 
 
 def cpu_seconds(pid: int) -> float:

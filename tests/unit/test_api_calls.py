@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter_api.app import create_app
 from callcenter_api.call_log import CallLog
 from callcenter_api.call_ops import new_call_id
-from callcenter_api.db import make_engine, make_session_factory, migrate
-from callcenter_api.testing import pg_test_url, pg_unreachable_reason, scratch_pg_schema
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -48,36 +43,6 @@ def parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     assert parsed.utcoffset() == timedelta(0), f"not UTC: {value}"
     return parsed
-
-
-@functools.cache
-def _pg_skip_reason() -> str | None:
-    return pg_unreachable_reason(pg_test_url())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | URL]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'api.db'}"
-        return
-    reason = _pg_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with scratch_pg_schema(pg_test_url()) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(db_url: str | URL) -> Iterator[Engine]:
-    migrate(db_url)
-    eng = make_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
 
 
 @pytest.fixture

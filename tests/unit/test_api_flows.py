@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
-from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter_api import flow_store as store
 from callcenter_api.app import create_app
-from callcenter_api.db import make_engine, make_session_factory, migrate
 from callcenter_api.routes.flows import MAX_SOURCE_BYTES
-from callcenter_api.testing import pg_test_url, pg_unreachable_reason, scratch_pg_schema
 from ivr_flows.registry import FlowRegistry
 
 Client = httpx.AsyncClient
@@ -43,36 +37,6 @@ nodes:
   bye:
     hangup: Goodbye
 """
-
-
-@functools.cache
-def _pg_skip_reason() -> str | None:
-    return pg_unreachable_reason(pg_test_url())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | URL]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'api.db'}"
-        return
-    reason = _pg_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with scratch_pg_schema(pg_test_url()) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(db_url: str | URL) -> Iterator[Engine]:
-    migrate(db_url)
-    eng = make_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import subprocess
 import sys
@@ -25,7 +24,6 @@ from callcenter_api.call_log import CallLog
 from callcenter_api.call_ops import caller_number, new_call_id
 from callcenter_api.db import make_engine, make_session_factory, migrate
 from callcenter_api.models import Base, Call, CallEvent
-from callcenter_api.testing import pg_test_url, pg_unreachable_reason, scratch_pg_schema
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -33,36 +31,6 @@ T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 def t(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-@functools.cache
-def _pg_skip_reason() -> str | None:
-    return pg_unreachable_reason(pg_test_url())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | URL]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'calls.db'}"
-        return
-    reason = _pg_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with scratch_pg_schema(pg_test_url()) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(db_url: str | URL) -> Iterator[Engine]:
-    migrate(db_url)
-    eng = make_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return make_session_factory(engine)
 
 
 @pytest.fixture

@@ -398,4 +398,5 @@ def test_shipped_json_schema_file_is_current() -> None:
     from ivr_flows.schema import flow_json_schema
 
     shipped = Path(__file__).resolve().parents[2] / "ivr_flows" / "flow.schema.json"
-    assert json.loads(shipped.read_text()) == flow_json_schema(), "run: hotline flow schema > ivr_flows/flow.schema.json"
+    hint = "run: hotline flow schema > ivr_flows/flow.schema.json"
+    assert json.loads(shipped.read_text()) == flow_json_schema(), hint

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -17,9 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter_api import flow_store as store
-from callcenter_api.db import alembic_config, make_engine, make_session_factory, migrate
+from callcenter_api.db import alembic_config, make_session_factory
 from callcenter_api.models import FlowLive, FlowVersion
-from callcenter_api.testing import pg_test_url, pg_unreachable_reason, scratch_pg_schema
 from ivr_flows.registry import FlowRegistry
 
 DEMO = "flow: demo\nstart: hello\nnodes:\n  hello:\n    say: Hi\n"
@@ -27,31 +24,6 @@ DEMO_2 = "flow: demo\nstart: hello\nnodes:\n  hello:\n    say: Hello again\n"
 BROKEN = "flow: demo\nstart: hello\nnodes:\n  hello:\n    say: Hi\n    nxt: x\n"
 MAIN_CALLS_SUB = "flow: main\nstart: hello\nnodes:\n  hello:\n    subflow: sub\n"
 SUB = "flow: sub\nstart: x\nnodes:\n  x:\n    say: sub\n"
-
-
-@functools.cache
-def _pg_skip_reason() -> str | None:
-    return pg_unreachable_reason(pg_test_url())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | URL]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'flows.db'}"
-        return
-    reason = _pg_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with scratch_pg_schema(pg_test_url()) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(db_url: str | URL) -> Iterator[Engine]:
-    migrate(db_url)
-    eng = make_engine(db_url)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter_api import flow_store as store
-from callcenter_api.db import make_engine, make_session_factory, migrate
-from callcenter_api.testing import pg_test_url, pg_unreachable_reason, scratch_pg_schema
+from callcenter_api.db import make_session_factory
 from hotline.flow_watcher import FlowWatcher, start_flows
 from ivr_flows.registry import FlowRegistry
 
@@ -27,31 +23,6 @@ DEMO = "flow: demo\nstart: hello\nnodes:\n  hello:\n    say: Hi\n"
 DEMO_2 = "flow: demo\nstart: hello\nnodes:\n  hello:\n    say: Hello again\n"
 DEMO_3 = "flow: demo\nstart: hello\nnodes:\n  hello:\n    say: Third time\n"
 BROKEN = "flow: demo\nstart: hello\nnodes:\n  hello:\n    say: Hi\n    nxt: x\n"
-
-
-@functools.cache
-def _pg_skip_reason() -> str | None:
-    return pg_unreachable_reason(pg_test_url())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | URL]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'flows.db'}"
-        return
-    reason = _pg_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with scratch_pg_schema(pg_test_url()) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(db_url: str | URL) -> Iterator[Engine]:
-    migrate(db_url)
-    eng = make_engine(db_url)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
