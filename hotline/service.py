@@ -15,6 +15,7 @@ from callcenter_api.app import create_app
 from callcenter_api.call_log import CallLog
 from callcenter_api.db import make_engine, make_session_factory, migrate
 from hotline.flow_watcher import start_flows
+from hotline.gcwatch import settle_after_startup
 from hotline.records import CallRecords
 from hotline.settings import Settings
 from hotline.voice import VoiceChannel
@@ -127,6 +128,7 @@ class Service:
         if http.done():
             await self._shutdown(server, http)
             raise RuntimeError(f"HTTP server could not start on {settings.http_host}:{settings.http_port}")
+        settle_after_startup()
         self.ready = True
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

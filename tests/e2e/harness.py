@@ -28,9 +28,11 @@ import numpy as np
 LOOPBACK = "127.0.0.1"
 DEFAULT_ADMIN_TOKEN = "e2e-admin-token"
 
-# Ports handed out by this process; the probe sockets are closed again at once, so without this the
-# kernel could hand two callers the same "free" port before either binds it.
-_handed_out: set[int] = set()
+# Ports handed out by this process, with when: the probe sockets are closed again at once, so without this
+# two callers could get the same "free" port before either binds it. After REUSE_AFTER seconds a port that is
+# bindable again is free for reuse: a whole suite run needs more ports than the range below holds.
+_handed_out: dict[int, float] = {}
+REUSE_AFTER = 120.0
 
 
 class PortRange(NamedTuple):
@@ -80,10 +82,11 @@ def free_port_range(n: int, *, udp: bool = True, tcp: bool = False) -> PortRange
     kinds = [k for k, wanted in ((socket.SOCK_DGRAM, udp), (socket.SOCK_STREAM, tcp)) if wanted]
     for first in _candidate_ports():
         ports = range(first, first + n)
-        if ports[-1] > 65535 or any(p in _handed_out for p in ports):
+        now = time.monotonic()
+        if ports[-1] > 65535 or any(now - _handed_out.get(p, -REUSE_AFTER) < REUSE_AFTER for p in ports):
             continue
         if all(_bindable(p, kind) for p in ports for kind in kinds):
-            _handed_out.update(ports)
+            _handed_out.update(dict.fromkeys(ports, now))
             return PortRange(ports[0], ports[-1])
     raise RuntimeError(f"no {n} consecutive free loopback ports found")
 
@@ -196,7 +199,7 @@ class HotlineServer:
         *,
         answer_delay_ms: int = 0,
         flows_dir: Path | None = None,
-        rtp_port_count: int = 200,
+        rtp_port_count: int = 64,
         admin_token: str = DEFAULT_ADMIN_TOKEN,
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
