@@ -254,7 +254,10 @@ class FlowRunner:
                 return "?question"
             return None
 
-        request = self._listen_request(menu, max_digits=1, grammar=tuple(phrases))
+        # With a `question` exit the caller may say anything, so recognize freely and look for the synonyms in
+        # the text; otherwise restrict recognition to the synonyms (far more accurate on 8 kHz audio).
+        grammar = () if menu.on.question else tuple(phrase for o in menu.options.values() for phrase in o.say_as)
+        request = self._listen_request(menu, max_digits=1, grammar=grammar)
         outcome, _heard, key = await self._collect(menu, request, accept, name)
         if outcome == "ok" and key == "?question":
             self.vars["question"] = question[-1]
