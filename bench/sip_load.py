@@ -36,12 +36,17 @@ SCENARIO = ROOT / "tests" / "e2e" / "scenarios" / "uac_load.xml"
 DIGITS_PER_CALL = 10
 RATE = 50  # new calls per second
 TOKEN = "bench-token"
+SERVER_RTP = (40000, 41999)
 
 
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(kind: int = socket.SOCK_DGRAM, *, avoid: tuple[int, int] = SERVER_RTP) -> int:
+    """A free loopback port outside the server's RTP range (the capture filter must only see the server)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if not avoid[0] - 4 <= port <= avoid[1] + 4:
+            return port
 
 
 
@@ -298,7 +303,7 @@ def main() -> None:
         workdir = Path(tmp)
         write_caller_audio(workdir / "caller_audio.ulaw")
         ports = {"sip": free_port(), "http": free_port(socket.SOCK_STREAM)}
-        rtp = (40000, 41999)
+        rtp = SERVER_RTP
         server = start_server(workdir, ports["sip"], ports["http"], rtp)
         try:
             rows = []
