@@ -48,6 +48,10 @@ def main() -> None:
 @click.option("--register-password", help="Digest password (prefer env HOTLINE_REGISTER_PASSWORD).")
 @click.option("--default-flow", help="Flow for calls whose dialed user names no flow [demo].")
 @click.option("--recordings-dir", type=click.Path(path_type=Path), help="Where recordings go [./recordings].")
+@click.option("--asr-engine", type=click.Choice(["auto", "vosk", "pocketsphinx", "off"]),
+              help="Speech recognition engine [auto: Vosk when --vosk-model is set, else pocketsphinx].")
+@click.option("--vosk-model", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Directory of a Vosk model (e.g. vosk-model-small-en-us-0.15).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[info]")
 def serve(config_file: Path | None, **options: object) -> None:
     try:

@@ -10,12 +10,15 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from asr import create_engine as create_asr_engine
+from asr.recognizer import Engine
 from bot.interface import Bot, KeywordBot
 from callcenter_api.app import create_app
 from callcenter_api.call_log import CallLog
 from callcenter_api.db import make_engine, make_session_factory, migrate
 from hotline.flow_watcher import start_flows
 from hotline.gcwatch import settle_after_startup
+from hotline.listen import SpeechSettings
 from hotline.records import CallRecords
 from hotline.settings import Settings
 from hotline.voice import VoiceChannel
@@ -65,11 +68,14 @@ class Service:
         call.event("flow", live.label)
         channel = VoiceChannel(
             call, self.synthesizer, voice=self.settings.tts_voice, queue_targets=self.settings.queue_targets,
-            recordings=self.recordings,
+            recordings=self.recordings, asr=self.asr, speech_settings=self.speech_settings,
         )  # fmt: skip
-        runner = FlowRunner(live.flow, channel, version=live.version, bot=self.bot, flows=snapshot)
-        result = await runner.run()
-        call.event("flow_end", f"{result.outcome} at {result.end_node}")
+        try:
+            runner = FlowRunner(live.flow, channel, version=live.version, bot=self.bot, flows=snapshot)
+            result = await runner.run()
+            call.event("flow_end", f"{result.outcome} at {result.end_node}")
+        finally:
+            await channel.aclose()
 
     async def run(self) -> None:
         settings = self.settings
@@ -81,6 +87,10 @@ class Service:
         self.call_log.start()
         self.recordings = RecordingWriter(settings.recordings_dir)
         self.bot: Bot = KeywordBot()
+        self.asr = await asyncio.to_thread(self._load_asr)
+        self.speech_settings = SpeechSettings(
+            barge_in_ms=settings.barge_in_ms, min_confidence=settings.asr_min_confidence
+        )
         self.flows, watcher = await start_flows(settings.flows_path, session_factory)
         watching = asyncio.ensure_future(watcher.run())
         self.synthesizer = create_synthesizer(
@@ -171,6 +181,17 @@ class Service:
             await asyncio.to_thread(self.call_log.close)
         with contextlib.suppress(Exception):
             await self.synthesizer.close()
+        if getattr(self, "asr", None) is not None:
+            with contextlib.suppress(Exception):
+                await self.asr.aclose()
+
+    def _load_asr(self) -> Engine | None:
+        """Load the speech engine once per process (models are big); 'off' leaves calls keys-only."""
+        if self.settings.asr_engine == "off":
+            return None
+        engine = create_asr_engine(self.settings.asr_engine, vosk_model=self.settings.vosk_model)
+        log.info("speech recognition: %s (loaded in %.1f s)", engine.name, engine.load_seconds)
+        return engine
 
     def stop(self) -> None:
         self._stop.set()

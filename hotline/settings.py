@@ -50,6 +50,10 @@ class Settings(BaseModel):
         default_factory=dict, description="queue name -> SIP URI to bridge to (until agent queues exist)"
     )
     recordings_dir: Path = Path("./recordings")
+    asr_engine: str = Field("auto", description="auto | vosk | pocketsphinx | off")
+    vosk_model: Path | None = Field(None, description="directory of a Vosk model (auto then uses Vosk)")
+    asr_min_confidence: float = Field(0.5, ge=0, le=1, description="grammar results below this are no match")
+    barge_in_ms: int = Field(300, ge=0, le=5000, description="voiced speech needed to interrupt a prompt")
 
     @field_validator("rtp_ports")
     @classmethod
@@ -63,6 +67,13 @@ class Settings(BaseModel):
         if high - low < 1:
             raise ValueError("needs at least two ports")
         return f"{low}-{high}"
+
+    @field_validator("asr_engine")
+    @classmethod
+    def _check_asr(cls, value: str) -> str:
+        if value not in ("auto", "vosk", "pocketsphinx", "off"):
+            raise ValueError("must be auto, vosk, pocketsphinx or off")
+        return value
 
     @field_validator("log_level")
     @classmethod

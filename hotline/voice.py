@@ -1,7 +1,7 @@
-"""The voice adapter: a `telephony.Call` seen as an `ivr_flows.Channel` (say = TTS + play, listen = DTMF).
+"""The voice adapter: a `telephony.Call` seen as an `ivr_flows.Channel` (say = TTS + play, listen = keys and
+speech with barge-in, transfer = bridge or REFER, record = voicemail).
 
-It lives in the composition layer because it is the one place that knows both sides. Speech input joins
-`prompt_and_listen` when the ASR issue lands; the flow runner does not change.
+It lives in the composition layer because it is the one place that knows both sides.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from hotline.listen import SpeechListener, SpeechSettings, listen
 from ivr_flows.channel import (
     ChannelClosed,
     Heard,
@@ -21,6 +22,7 @@ from ivr_flows.channel import (
     TransferRequest,
     TransferResult,
 )
+from asr.recognizer import Engine
 from recordings.writer import RecordingWriter
 from telephony.bridge import Bridge
 from telephony.call import Call, CallEndedError
@@ -37,12 +39,16 @@ class VoiceChannel:
     def __init__(
         self, call: Call, synthesizer: Synthesizer, *, voice: str | None = None,
         queue_targets: dict[str, str] | None = None, recordings: RecordingWriter | None = None,
+        asr: Engine | None = None, speech_settings: SpeechSettings | None = None,
     ) -> None:  # fmt: skip
         self.call = call
         self.synthesizer = synthesizer
         self.voice = voice
         self.queue_targets = queue_targets or {}
         self.recordings = recordings
+        self.asr = asr
+        self.speech_settings = speech_settings or SpeechSettings()
+        self._speech: SpeechListener | None = None
 
     @property
     def conversation_id(self) -> str:
@@ -71,37 +77,37 @@ class VoiceChannel:
     async def prompt_and_listen(
         self, prompts: list[str], request: ListenRequest, *, language: str = "en", voice: str | None = None
     ) -> Heard:
-        for text in prompts:
-            completed = await self.say(text, interruptible=request.interruptible, language=language, voice=voice)
-            if not completed and self.call.has_pending_digits:
-                break  # barge-in: skip the rest of the prompts
-        if request.max_digits <= 0:
-            return await self._wait_silence(request.timeout)
-        return await self._collect_digits(request)
-
-    async def _collect_digits(self, request: ListenRequest) -> Heard:
-        digits = ""
-        timeout = request.timeout
+        """Play the prompts while already listening, so keys and (guarded) speech barge in."""
+        prompt_task = (
+            asyncio.ensure_future(self._play_prompts(prompts, request.interruptible, language, voice))
+            if prompts else None
+        )  # fmt: skip
+        listener = self._listener() if request.speech else None
         try:
-            while len(digits) < request.max_digits:
-                digit = await self.call.next_digit(timeout)
-                if digit is None:
-                    break
-                digits += digit
-                if request.finish_on_key and digit == request.finish_on_key:
-                    break
-                timeout = request.inter_digit_timeout
+            return await listen(self.call, listener, request, prompt_task)
         except CallEndedError:
             raise ChannelClosed(self.call.id) from None
-        return Heard("dtmf", digits=digits) if digits else Heard("no_input")
+        finally:
+            if prompt_task is not None and not prompt_task.done():
+                prompt_task.cancel()
 
-    async def _wait_silence(self, timeout: float) -> Heard:
-        """Free speech needs ASR (next issue); until then the caller's silence is all we can hear."""
-        try:
-            await asyncio.wait_for(self.call.wait_ended(), timeout)
-        except TimeoutError:
-            return Heard("no_input")
-        raise ChannelClosed(self.call.id)
+    async def _play_prompts(self, prompts: list[str], interruptible: bool, language: str, voice: str | None) -> bool:
+        for text in prompts:
+            if not await self.say(text, interruptible=interruptible, language=language, voice=voice):
+                return False  # barged in: the rest of the prompts are skipped too
+        return True
+
+    def _listener(self) -> SpeechListener | None:
+        if self.asr is None:
+            return None
+        if self._speech is None:
+            self._speech = SpeechListener(self.call, self.asr, self.speech_settings)
+        return self._speech
+
+    async def aclose(self) -> None:
+        if self._speech is not None:
+            await self._speech.aclose()
+            self._speech = None
 
     async def transfer(self, request: TransferRequest) -> TransferResult:
         target = request.to or self.queue_targets.get(request.queue or "")
