@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from asr.recognizer import Engine, RecognizerSession, Result
 from asr.vad import Endpointer, NoInput, SpeechEnded, SpeechStarted
-from telephony.call import Call, CallEndedError
-
 from ivr_flows.channel import Heard, ListenRequest
+from telephony.call import Call, CallEndedError
 
 log = logging.getLogger(__name__)
 

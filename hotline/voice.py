@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from asr.recognizer import Engine
 from hotline.listen import SpeechListener, SpeechSettings, listen
 from ivr_flows.channel import (
     ChannelClosed,
@@ -22,7 +23,6 @@ from ivr_flows.channel import (
     TransferRequest,
     TransferResult,
 )
-from asr.recognizer import Engine
 from recordings.writer import RecordingWriter
 from telephony.bridge import Bridge
 from telephony.call import Call, CallEndedError
