@@ -114,7 +114,7 @@ def api(http_port: int, path: str) -> object:
 
 
 def start_server(
-    workdir: Path, sip_port: int, http_port: int, rtp: tuple[int, int]
+    workdir: Path, sip_port: int, http_port: int, rtp: tuple[int, int], extra: list[str] | None = None
 ) -> subprocess.Popen[bytes]:
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen(
@@ -139,6 +139,7 @@ def start_server(
             "warning",
             "--tts-cache-dir",
             str(workdir / "prompts"),
+            *(extra or []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

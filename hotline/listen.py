@@ -215,6 +215,7 @@ RESULT_TIMEOUT = 10.0  # a decoder that fails or stalls must never hang the call
 
 
 async def _recognized(call: Call, listener: SpeechListener, request: ListenRequest) -> Heard:
+    decode_started = time.monotonic()
     try:
         result = await asyncio.wait_for(listener.result(), RESULT_TIMEOUT)
     except Exception as exc:  # decoder errors and time-outs: the caller said something we could not decode
@@ -225,7 +226,8 @@ async def _recognized(call: Call, listener: SpeechListener, request: ListenReque
     call.event(
         "utterance",
         json.dumps({"text": result.text, "confidence": round(result.confidence, 3), "engine": result.engine,
-                    "grammar": bool(request.grammar), "duration_ms": offset_ms}, ensure_ascii=False),
+                    "grammar": bool(request.grammar), "duration_ms": offset_ms,
+                    "final_ms": round((time.monotonic() - decode_started) * 1000)}, ensure_ascii=False),
     )  # fmt: skip
     text = result.text.strip()
     if not text or (request.grammar and result.confidence < listener.settings.min_confidence):
