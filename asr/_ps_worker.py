@@ -1,12 +1,12 @@
 """The pocketsphinx side of a worker process: decoders, grammars and confidence (runs in the child).
 
-Why a process: pocketsphinx holds the GIL while it decodes (two decodes on two threads take longer than one
-after the other, and the event loop would freeze for the length of every `process_raw` call), so each worker
-process decodes for the sessions assigned to it, one request at a time, in the order they were sent.
+Why a process: pocketsphinx holds the GIL while it decodes (two decodes on two threads are hardly faster than
+one after the other, and the event loop would freeze for the length of every `process_raw` call), so each
+worker process decodes for the sessions assigned to it, one request at a time, in the order they were sent.
 
-Per worker: the language model is loaded once and shared by all free-speech decoders; a free decoder (≈60 MB:
-the dictionary's search tree) is taken from a pool for the length of an utterance; grammar decoders carry only
-their grammar's words (≈6 MB, built in ~10 ms) and are cached per grammar.
+Per worker: a free-speech decoder (≈95 MB with its language model, 0.25 s to build) is taken from a pool for
+the length of an utterance, so memory follows the number of *concurrent* questions, not of calls; grammar
+decoders carry only their grammar's words (≈6 MB, built in ~10 ms) and are cached per grammar.
 
 Telephone audio: the shipped en-US model is wideband (16 kHz features up to 6.8 kHz), so 8 kHz audio is
 upsampled with soxr; the empty band above 4 kHz pulls the cepstral mean far from the model's default, which
@@ -58,9 +58,10 @@ def _word(name: str) -> str:
 class Resources:
     """What one worker loads once: model paths, the shared LM, the pronunciation dictionary text."""
 
-    def __init__(self) -> None:
+    def __init__(self, free_pool: int = 8) -> None:
         import pocketsphinx
 
+        self.free_pool = free_pool
         self.ps = pocketsphinx
         self.hmm = pocketsphinx.get_model_path("en-us/en-us")
         self.lm_path = pocketsphinx.get_model_path("en-us/en-us.lm.bin")
@@ -69,12 +70,12 @@ class Resources:
         with open(self.dict_path, encoding="utf-8") as f:
             self._dict_text = f.read()  # 3 MB; grammar words are looked up in it on demand
         self._prons: dict[str, list[str]] = {}
-        self.lm = pocketsphinx.NGramModel.readfile(self.lm_path)
         self._tiny_dict = self._write_dict({"sil": ["SIL"]})
         self._free: list[Any] = []
         self._phone: list[Any] = []
         self._grammars: dict[tuple[str, ...], list[Any]] = {}
         self._grammar_order: list[tuple[str, ...]] = []
+        self._free.append(self.free_decoder())  # one warm decoder: the first question waits for none
 
     # ---- dictionary -------------------------------------------------------------------------------
     def pronunciations(self, word: str) -> list[str]:
@@ -99,10 +100,8 @@ class Resources:
     def free_decoder(self) -> Any:
         if self._free:
             return self._free.pop()
-        decoder = self._decoder(lm=None, dict=self.dict_path, **FREE_OPTIONS)
-        decoder.add_lm("free", self.lm)
-        decoder.activate_search("free")
-        return decoder
+        # Each free decoder loads its own LM: one NGramModel shared through add_lm() decodes worse (measured).
+        return self._decoder(lm=self.lm_path, dict=self.dict_path, **FREE_OPTIONS)
 
     def phone_decoder(self) -> Any:
         if self._phone:
@@ -128,7 +127,7 @@ class Resources:
     def release(self, kind: str, decoder: Any, key: tuple[str, ...] = ()) -> None:
         """Keep a few idle decoders of each kind for the next utterance; the rest are freed."""
         if kind == "free":
-            if len(self._free) < 4:
+            if len(self._free) < self.free_pool:
                 self._free.append(decoder)
         elif kind == "phone":
             if len(self._phone) < 8:
@@ -218,6 +217,8 @@ class Worker:
         if utt is None or utt.decoder is None:
             return None
         audio = utt.resampler.resample_chunk(np.frombuffer(pcm, dtype=np.int16))
+        if not len(audio):  # the resampler's filter is still filling
+            return None
         utt.samples += len(audio)
         data = audio.tobytes()
         utt.decoder.process_raw(data, False, False)
@@ -272,7 +273,7 @@ class Worker:
     # ---- results ----------------------------------------------------------------------------------
     def _free_result(self, decoder: Any) -> Result:
         words = [
-            Word(_word(s.word), s.start_frame / FRAME_RATE, (s.end_frame + 1) / FRAME_RATE, float(s.prob))
+            Word(_word(s.word), s.start_frame / FRAME_RATE, (s.end_frame + 1) / FRAME_RATE, min(1.0, float(s.prob)))
             for s in decoder.seg() or []
             if not _FILLER.match(s.word)
         ]
@@ -326,11 +327,11 @@ def _grammar_confidence(words: list[Any], phones: list[Any]) -> float:
 
 
 # ---- process entry point ------------------------------------------------------------------------------
-def main(conn: Connection, free_word_threshold: float) -> None:
+def main(conn: Connection, free_word_threshold: float, free_pool: int = 8) -> None:
     """Worker process: announce readiness, then serve (op, sid, request id, argument) until EOF/None."""
     start = time.perf_counter()
     try:
-        worker = Worker(Resources(), free_word_threshold)
+        worker = Worker(Resources(free_pool), free_word_threshold)
     except Exception as exc:  # report why we cannot start instead of dying silently
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
@@ -356,4 +357,4 @@ def main(conn: Connection, free_word_threshold: float) -> None:
 
 
 if __name__ == "__main__":  # python -m asr._ps_worker FD THRESHOLD (started by PocketsphinxEngine)
-    main(Connection(int(sys.argv[1])), float(sys.argv[2]))
+    main(Connection(int(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3]))

@@ -48,6 +48,17 @@ class Grammar:
                 self.phrases[norm] = phrase
         self._tokens = sorted((tuple(p.split()) for p in self.phrases), key=len, reverse=True)
 
+    @classmethod
+    def spelled(cls, pairs: Iterable[tuple[str, str]]) -> Grammar:
+        """A grammar from (engine spelling, flow phrase) pairs, e.g. Chinese phrases split into the model's
+        words: the engine hears "查询 账单", the flow gets back "查询账单"."""
+        grammar = cls(())
+        for norm, phrase in pairs:
+            if norm and norm not in grammar.phrases:
+                grammar.phrases[norm] = phrase
+        grammar._tokens = sorted((tuple(p.split()) for p in grammar.phrases), key=len, reverse=True)
+        return grammar
+
     def __bool__(self) -> bool:
         return bool(self.phrases)
 

@@ -1,8 +1,9 @@
 """pocketsphinx backend: the embedded default (English), decoding in worker processes.
 
-pocketsphinx holds the GIL while it decodes — measured (bench/asr_rtf.py): two free-speech decodes on two
-threads take *longer* than the same two one after the other (0.86x), and the event loop stalls for as long
-as each `process_raw` call runs. So decoding runs in `workers` processes (default: one per CPU); each call's
+pocketsphinx holds the GIL while it decodes — measured (bench/asr_rtf.py, 4.6 s utterances): two decodes on
+two threads gain almost nothing over one after the other (speed-up 1.09-1.16x; 0.86x with 20 ms chunks), and
+a 10 ms event-loop ticker is 173-181 ms late while one thread decodes 1 s chunks: the loop stalls for as
+long as each `process_raw` call runs. So decoding runs in `workers` processes (default: one per CPU); each call's
 session is pinned to one worker, which keeps its decoder state, and requests travel over a pipe in order.
 
 In the parent: a writer thread per worker sends requests (so a full pipe never blocks the event loop), a
@@ -51,7 +52,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 class _WorkerProcess:
     """Parent-side handle of one decoding process."""
 
-    def __init__(self, index: int, free_word_threshold: float) -> None:
+    def __init__(self, index: int, free_word_threshold: float, free_pool: int) -> None:
         self.index = index
         self.sessions = 0
         # A plain `python -m asr._ps_worker` over a socketpair rather than multiprocessing's spawn: spawn
@@ -60,7 +61,7 @@ class _WorkerProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "asr._ps_worker", str(theirs.fileno()), repr(free_word_threshold)],
+            [sys.executable, "-m", "asr._ps_worker", str(theirs.fileno()), repr(free_word_threshold), str(free_pool)],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             env=env,
@@ -179,9 +180,12 @@ class _RemoteDecoder:
 class PocketsphinxEngine:
     name = "pocketsphinx"
 
-    def __init__(self, *, workers: int = 2, free_word_threshold: float = 0.0, max_pending_ms: int = 5000) -> None:
+    def __init__(
+        self, *, workers: int = 2, free_word_threshold: float = 0.0, max_pending_ms: int = 5000, free_pool: int = 8
+    ) -> None:
+        """`free_pool`: idle free-speech decoders each worker keeps (≈95 MB each; building one costs 0.25 s)."""
         start = time.perf_counter()
-        self._workers = [_WorkerProcess(i, free_word_threshold) for i in range(max(1, workers))]
+        self._workers = [_WorkerProcess(i, free_word_threshold, free_pool) for i in range(max(1, workers))]
         try:
             for w in self._workers:
                 w.wait_ready(_START_TIMEOUT)
@@ -199,8 +203,9 @@ class PocketsphinxEngine:
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self._workers]
 
-    def session(self) -> StreamingSession:
-        return self._session(self.max_pending_ms)
+    def session(self, *, max_pending_ms: int | None = None) -> StreamingSession:
+        """A call's session; `max_pending_ms` bounds its queued audio (default: the engine's, 5 s)."""
+        return self._session(max_pending_ms or self.max_pending_ms)
 
     def _session(self, max_pending_ms: int) -> StreamingSession:
         with self._lock:

@@ -4,12 +4,24 @@ webrtcvad (the `webrtcvad-wheels` distribution) classifies each frame as voiced 
 those decisions into the three events a prompt cares about: the caller started speaking, stopped speaking
 (after `end_silence_ms` of silence, or because the utterance got too long), or never said anything.
 
+webrtcvad alone is not enough on a phone line (measured, tests/unit/test_asr_vad.py and docs/asr.md):
+- it calls the first ~4 frames of *any* non-silent audio speech while it adapts, so line noise at call start
+  looked like a caller speaking;
+- after any burst it holds "speech" for 3-4 more frames (its hangover): a 20 ms click or cough became 100 ms
+  of "speech", enough to start an utterance, and every utterance ended ~80 ms late;
+- white noise from -30 dBFS up is "speech" in modes 0-2 for nearly every frame (mode 3: 7% at -30 dBFS,
+  100% at -25 dBFS).
+So a frame only counts as voiced when webrtcvad says so *and* it is `margin_db` (6 dB) above the line's noise
+floor (the quietest frame of the last 2 s). With that gate no noise level and no short burst started speech
+in any mode, and speech onsets and ends are unchanged or earlier.
+
 It runs on the event loop once per frame for every listening call, so `feed` allocates nothing: each frame is
 copied into a preallocated pre-roll ring and webrtcvad reads that slot through a memoryview made once.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -70,6 +82,8 @@ class Endpointer:
         max_utterance_ms: int = 15000,
         no_input_ms: int = 5000,
         preroll_ms: int = 200,
+        margin_db: float = 6.0,
+        floor_window_ms: int = 2000,
     ) -> None:
         if sample_rate not in _VALID_RATES:
             raise ValueError(f"webrtcvad supports {_VALID_RATES} Hz, not {sample_rate}")
@@ -90,6 +104,12 @@ class Endpointer:
         slots = max(preroll_ms, start_ms + frame_ms) // frame_ms
         self._ring = np.zeros((slots, self.frame_samples), dtype=np.int16)
         self._views = [memoryview(row).cast("B") for row in self._ring]
+        # Noise floor: the quietest frame of the last `floor_window_ms` (kept across `reset`: it belongs to the
+        # line, not to the prompt). Frames not `margin_db` above it are not speech, whatever webrtcvad says.
+        self.margin_db = margin_db
+        self._energy = np.full(max(1, floor_window_ms // frame_ms), np.inf)
+        self._energy_head = 0
+        self._f64 = np.zeros(self.frame_samples, dtype=np.float64)
         self.reset()
 
     # ---- state --------------------------------------------------------------------------------
@@ -146,6 +166,11 @@ class Endpointer:
         if self._filled < len(self._ring):
             self._filled += 1
         voiced = self._vad.is_speech(self._views[slot], self.sample_rate, self.frame_samples)
+        np.copyto(self._f64, self._ring[slot])
+        level = 10.0 * math.log10(float(np.dot(self._f64, self._f64)) / self.frame_samples + 1.0)
+        self._energy[self._energy_head] = level
+        self._energy_head = (self._energy_head + 1) % len(self._energy)
+        voiced = voiced and level >= float(self._energy.min()) + self.margin_db
         self._last_voiced = voiced
         self._frames += 1
         now = self._frames * self.frame_ms  # end of this frame

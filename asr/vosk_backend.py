@@ -1,14 +1,16 @@
 """Vosk (Kaldi) backend: the production engine, any language Vosk has a model for.
 
 Threads, not processes: libvosk releases the GIL while it decodes. Measured on the 2-core test machine
-(bench/asr_rtf.py): two free-speech decodes on two threads finish in half the time of running them one after
-the other (speed-up 2.1x), and the event loop stays responsive while they run. So one process holds one
+(bench/asr_rtf.py, 4.6 s utterances): two decodes on two threads take 0.33-0.38 s against 0.76-0.81 s one
+after the other (speed-up 2.0-2.4x), and a 10 ms event-loop ticker is at most 2 ms late while a thread
+decodes. So one process holds one
 model (hundreds of MB to GBs, loaded once and shared by every call) and a thread pool decodes for all calls.
 
 Recognizers:
-- free speech: one `KaldiRecognizer(model, 8000)` per call, reused for all its utterances. A fresh one spends
-  its first seconds of audio building its lookahead caches (its first utterance decodes ~10x slower: 0.86 s
-  for 1.5 s of audio against 0.07 s once warm), so finished calls hand their recognizer to a pool and new
+- free speech: one `KaldiRecognizer(model, 8000)` per call, taken at its first question and reused for all its
+  utterances. A fresh one spends its first seconds of audio building its lookahead caches (its first
+  utterance decodes ~10x slower: 0.86 s for 1.5 s of audio against 0.07 s once warm; a warm one holds ~60 MB
+  with the small Korean model), so finished calls hand their recognizer to a pool (`pool_size`, 16) and new
   calls take a warm one from it.
 - grammar: `KaldiRecognizer(model, 8000, json_phrases)` per prompt (cheap to build, < 1 ms), kept while the
   call lives so a repeated menu reuses it. Phrases with words the model does not know are skipped with a
@@ -104,7 +106,7 @@ class VoskEngine:
         workers: int = 2,
         word_threshold: float = 0.5,
         max_pending_ms: int = 5000,
-        pool_size: int = 64,
+        pool_size: int = 16,
     ) -> None:
         start = time.perf_counter()
         self.model_path = check_model_dir(model_path)
@@ -146,17 +148,40 @@ class VoskEngine:
         return _Rec(rec)
 
     def known_phrases(self, phrases: Sequence[str]) -> tuple[Grammar, list[str]]:
-        """The grammar restricted to phrases whose every word is in the model, and the unknown words."""
+        """The grammar restricted to phrases the model can say, and the words it does not know.
+
+        A word missing from the vocabulary is split into known words when it can be (Chinese and Japanese
+        are written without spaces: "查询账单" -> "查询 账单"); otherwise its phrase is dropped.
+        """
         grammar = Grammar(phrases)
         unknown: list[str] = []
-        keep: list[str] = []
-        for norm in grammar.phrases:
-            missing = [w for w in norm.split() if not self._knows(w)]
-            if missing:
-                unknown.extend(missing)
-            else:
-                keep.append(norm)
-        return grammar.restrict(keep), unknown
+        keep: list[tuple[str, str]] = []
+        for norm, phrase in grammar.phrases.items():
+            words: list[str] = []
+            missing = False
+            for word in norm.split():
+                pieces = self._split(word)
+                if pieces is None:
+                    unknown.append(word)
+                    missing = True
+                else:
+                    words.extend(pieces)
+            if not missing:
+                keep.append((" ".join(words), phrase))
+        return Grammar.spelled(keep), unknown
+
+    def _split(self, word: str, longest: int = 8) -> list[str] | None:
+        """`word` as the fewest vocabulary words that spell it, or None."""
+        if self._knows(word):
+            return [word]
+        best: list[list[str] | None] = [[]] + [None] * len(word)
+        for end in range(1, len(word) + 1):
+            for start in range(max(0, end - longest), end):
+                head, current = best[start], best[end]
+                shorter = current is None or (head is not None and len(head) + 1 < len(current))
+                if head is not None and shorter and self._knows(word[start:end]):
+                    best[end] = [*head, word[start:end]]
+        return best[-1]
 
     def _knows(self, word: str) -> bool:
         known = self._known.get(word)
@@ -183,8 +208,9 @@ class VoskEngine:
         return Result(" ".join(w.text for w in kept), confidence, kept, True, self.name)
 
     # ---- Engine -----------------------------------------------------------------------------------
-    def session(self) -> StreamingSession:
-        return self._session(self.max_pending_ms)
+    def session(self, *, max_pending_ms: int | None = None) -> StreamingSession:
+        """A call's session; `max_pending_ms` bounds its queued audio (default: the engine's, 5 s)."""
+        return self._session(max_pending_ms or self.max_pending_ms)
 
     def _session(self, max_pending_ms: int) -> StreamingSession:
         self.sessions += 1

@@ -36,22 +36,24 @@ def main() -> None:
 @click.option("--answer-delay", type=int, help="Ring (180) this many ms before answering [0].")
 @click.option("--admin-token", help="Bearer token for /api/v1 (env HOTLINE_ADMIN_TOKEN); generated if unset.")
 @click.option("--rtp-timeout", type=float, help="Hang up after this many seconds without RTP [30].")
-@click.option(
-    "--tts-engine", type=click.Choice(["pyttsx3", "espeak-ng", "flite"]), help="TTS engine [pyttsx3]."
-)
-@click.option(
-    "--tts-cache-dir", type=click.Path(path_type=Path), help="Keep synthesized prompts on disk here."
-)
+@click.option("--tts-engine", type=click.Choice(["pyttsx3", "espeak-ng", "flite"]), help="TTS engine [pyttsx3].")
+@click.option("--tts-cache-dir", type=click.Path(path_type=Path), help="Keep synthesized prompts on disk here.")
 @click.option("--registrar", help="host:port of an upstream registrar/PBX to register with.")
 @click.option("--register-aor", help="Address-of-record to register, e.g. sip:hotline@pbx.example.com.")
 @click.option("--register-username", help="Digest user name for the registrar.")
 @click.option("--register-password", help="Digest password (prefer env HOTLINE_REGISTER_PASSWORD).")
 @click.option("--default-flow", help="Flow for calls whose dialed user names no flow [demo].")
 @click.option("--recordings-dir", type=click.Path(path_type=Path), help="Where recordings go [./recordings].")
-@click.option("--asr-engine", type=click.Choice(["auto", "vosk", "pocketsphinx", "off"]),
-              help="Speech recognition engine [auto: Vosk when --vosk-model is set, else pocketsphinx].")
-@click.option("--vosk-model", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="Directory of a Vosk model (e.g. vosk-model-small-en-us-0.15).")
+@click.option(
+    "--asr-engine",
+    type=click.Choice(["auto", "vosk", "pocketsphinx", "off"]),
+    help="Speech recognition engine [auto: Vosk when --vosk-model is set, else pocketsphinx].",
+)
+@click.option(
+    "--vosk-model",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Directory of a Vosk model (e.g. vosk-model-small-en-us-0.15).",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[info]")
 def serve(config_file: Path | None, **options: object) -> None:
     try:
@@ -73,6 +75,10 @@ def serve(config_file: Path | None, **options: object) -> None:
 
 
 main.add_command(flow)
+
+from hotline.cli_asr import asr  # noqa: E402
+
+main.add_command(asr)
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ class SpeechListener:
         event = self.endpointer.feed(frame)
         if self.endpointer.in_speech and not isinstance(event, SpeechStarted):
             self.session.push(frame)
-            if self.endpointer.voiced_ms:
+            if self.endpointer.frame_voiced:
                 self.last_voiced_at = time.monotonic()
         if isinstance(event, SpeechStarted):
             self.session.begin(self._grammar)

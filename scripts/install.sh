@@ -34,7 +34,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if (( WITH_TEST )); then
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,asr-test]"
 else
   .venv/bin/python -m pip install -q -e .
 fi
