@@ -109,6 +109,10 @@ def main() -> None:
         turns = [np.concatenate([words[i % len(words)], gap]) for i in range(args.turns)]
         audio = np.concatenate([np.zeros(8000, dtype=np.int16), *turns])
         (workdir / "caller_audio.ulaw").write_bytes(ulaw_encode(audio))
+        # the shared scenario waits 30 s for our BYE; this caller talks for longer
+        scenario = workdir / "caller.xml"
+        wait_ms = int((len(audio) / 8000 + 30) * 1000)
+        scenario.write_text(SCENARIO.read_text().replace('timeout="30000"', f'timeout="{wait_ms}"'))
         ports = {"sip": free_port(avoid=RTP), "http": free_port(avoid=RTP)}
         server = start_server(workdir, ports["sip"], ports["http"], RTP, extra=["--flows", str(flows)])
         capture = workdir / "rtp.pcap"
@@ -120,7 +124,7 @@ def main() -> None:
         time.sleep(1.0)
         try:
             subprocess.run(
-                ["sipp", f"127.0.0.1:{ports['sip']}", "-sf", str(SCENARIO), "-s", "latency", "-i", "127.0.0.1",
+                ["sipp", f"127.0.0.1:{ports['sip']}", "-sf", str(scenario), "-s", "latency", "-i", "127.0.0.1",
                  "-p", str(free_port(avoid=RTP)), "-mp", str(free_port(avoid=RTP)), "-m", "1", "-nostdin",
                  "-timeout", str(int(len(audio) / 8000 + 60)), "-timeout_error"],
                 cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
