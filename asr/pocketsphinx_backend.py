@@ -39,9 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from asr.audio import to_8k
 from asr.recognizer import AsrError, Result
-from asr.session import CFuture, StreamingSession
+from asr.session import CFuture, StreamingSession, transcribe_buffer
 
 log = logging.getLogger(__name__)
 
@@ -225,14 +224,7 @@ class PocketsphinxEngine:
         return StreamingSession(_RemoteDecoder(worker, sid), self.name, max_pending_ms=max_pending_ms, on_close=closed)
 
     async def transcribe(self, pcm: np.ndarray, rate: int, grammar: Sequence[str] | None = None) -> Result:
-        audio = to_8k(pcm, rate)
-        session = self._session(max(self.max_pending_ms, len(audio) // 8 + 1000))  # a file is not real time
-        try:
-            session.begin(grammar)
-            session.push(audio)
-            return await session.finish()
-        finally:
-            await session.aclose()
+        return await transcribe_buffer(self._session, self.max_pending_ms, pcm, rate, grammar)
 
     async def aclose(self) -> None:
         with self._lock:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from asr.audio import to_8k
 from asr.recognizer import Result
 
 log = logging.getLogger(__name__)
@@ -241,3 +242,18 @@ class StreamingSession:
                         log.exception("on_partial callback failed")
         if self._active:
             self._maybe_feed()  # audio queued meanwhile (of this utterance or of the next one)
+
+
+async def transcribe_buffer(
+    make_session: Callable[[int], StreamingSession], default_pending_ms: int, pcm: np.ndarray, rate: int,
+    grammar: Sequence[str] | None,
+) -> Result:
+    """Decode a whole recording through a session sized to hold all of it (a file is not real time)."""
+    audio = to_8k(pcm, rate)
+    session = make_session(max(default_pending_ms, len(audio) // 8 + 1000))
+    try:
+        session.begin(grammar)
+        session.push(audio)
+        return await session.finish()
+    finally:
+        await session.aclose()

@@ -33,10 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from asr.audio import to_8k
 from asr.grammar import Grammar, normalize
 from asr.recognizer import ModelError, Result, Word
-from asr.session import CFuture, SerialExecutor, StreamingSession
+from asr.session import CFuture, SerialExecutor, StreamingSession, transcribe_buffer
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +216,7 @@ class VoskEngine:
         return StreamingSession(_VoskDecoder(self), self.name, max_pending_ms=max_pending_ms)
 
     async def transcribe(self, pcm: np.ndarray, rate: int, grammar: Sequence[str] | None = None) -> Result:
-        audio = to_8k(pcm, rate)
-        session = self._session(max(self.max_pending_ms, len(audio) // 8 + 1000))  # a file is not real time
-        try:
-            session.begin(grammar)
-            session.push(audio)
-            return await session.finish()
-        finally:
-            await session.aclose()
+        return await transcribe_buffer(self._session, self.max_pending_ms, pcm, rate, grammar)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)

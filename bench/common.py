@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import struct
 from pathlib import Path
 
 
@@ -17,3 +18,30 @@ def machine() -> str:
     except OSError:
         pass
     return f"{platform.node()} · nproc {os.cpu_count()} · {model} · Python {platform.python_version()}"
+
+
+def read_udp(path: Path) -> list[tuple[float, int, int, bytes]]:
+    """(time, src port, dst port, UDP payload as captured) of each IPv4/UDP packet in a pcap file
+    (Ethernet or Linux cooked link, micro- or nanosecond timestamps)."""
+    data = path.read_bytes()
+    if len(data) < 24:
+        return []
+    magic = struct.unpack_from("<I", data)[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
+    linktype = struct.unpack_from(endian + "I", data, 20)[0]
+    link_len = {1: 14, 113: 16, 276: 20, 0: 4}.get(linktype)
+    if link_len is None:
+        raise ValueError(f"unsupported pcap link type {linktype}")
+    out: list[tuple[float, int, int, bytes]] = []
+    offset = 24
+    while offset + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack_from(endian + "IIII", data, offset)
+        offset += 16
+        ip = offset + link_len
+        if data[ip] >> 4 == 4 and data[ip + 9] == 17:
+            udp = ip + (data[ip] & 0x0F) * 4
+            src, dst = struct.unpack_from("!HH", data, udp)
+            out.append((sec + frac * scale, src, dst, data[udp + 8 : offset + incl]))
+        offset += incl
+    return out

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from bench.common import machine
+from bench.common import machine, read_udp
 from bench.sip_load import free_port, start_server
 from telephony.g711 import ulaw_decode, ulaw_encode
 
@@ -60,29 +59,6 @@ def flite_word(word: str, workdir: Path) -> np.ndarray:
         pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
         rate = wav.getframerate()
     return np.clip(soxr.resample(pcm.astype(np.float32), rate, 8000), -32768, 32767).astype(np.int16)
-
-
-def read_rtp(path: Path) -> list[tuple[float, int, int, bytes]]:
-    """(time, src port, dst port, RTP payload) for every UDP packet (Linux cooked or Ethernet capture)."""
-    data = path.read_bytes()
-    magic = struct.unpack_from("<I", data)[0]
-    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
-    link = {1: 14, 113: 16, 276: 20, 0: 4}[struct.unpack_from(endian + "I", data, 20)[0]]
-    out = []
-    offset = 24
-    while offset + 16 <= len(data):
-        sec, frac, incl, _ = struct.unpack_from(endian + "IIII", data, offset)
-        offset += 16
-        ip = offset + link
-        if data[ip] >> 4 == 4 and data[ip + 9] == 17:
-            udp = ip + (data[ip] & 0x0F) * 4
-            src, dst = struct.unpack_from("!HH", data, udp)
-            rtp = data[udp + 8 : offset + incl]
-            if len(rtp) > 12:
-                out.append((sec + frac * scale, src, dst, rtp[12:]))
-        offset += incl
-    return out
 
 
 def loud(payload: bytes, threshold: float = 400.0) -> bool:
@@ -136,7 +112,7 @@ def main() -> None:
             tcpdump.wait(timeout=10)
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=20)
-        latencies = measure(read_rtp(capture))
+        latencies = measure([(t, src, dst, udp[12:]) for t, src, dst, udp in read_udp(capture) if len(udp) > 12])
     if not latencies:
         raise SystemExit("no turns measured")
     values = np.asarray(latencies)

@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import machine
+from bench.common import machine, read_udp
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "e2e" / "scenarios" / "uac_load.xml"
@@ -61,32 +60,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def read_pcap(path: Path) -> list[tuple[float, int, int]]:
-    """(timestamp, udp src port, udp dst port) of each IPv4/UDP packet in a pcap (Ethernet or Linux cooked)."""
-    data = path.read_bytes()
-    if len(data) < 24:
-        return []
-    magic = struct.unpack_from("<I", data)[0]
-    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-    scale = 1e-9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e-6
-    linktype = struct.unpack_from(endian + "I", data, 20)[0]
-    link_len = {1: 14, 113: 16, 276: 20, 0: 4}.get(linktype)
-    if link_len is None:
-        raise ValueError(f"unsupported pcap link type {linktype}")
-    out: list[tuple[float, int, int]] = []
-    offset = 24
-    while offset + 16 <= len(data):
-        sec, frac, incl, _ = struct.unpack_from(endian + "IIII", data, offset)
-        offset += 16
-        ip = offset + link_len
-        if data[ip] >> 4 == 4 and data[ip + 9] == 17:
-            udp = ip + (data[ip] & 0x0F) * 4
-            src, dst = struct.unpack_from("!HH", data, udp)
-            out.append((sec + frac * scale, src, dst))
-        offset += incl
-    return out
 
 
 @dataclass
@@ -254,7 +227,7 @@ def run_one(
     wall_offset = time.time() - time.monotonic()
     lo, hi = t0 + wall_offset, t1 + wall_offset
     per_stream: dict[int, list[float]] = {}
-    for ts, src, _dst in read_pcap(capture):
+    for ts, src, _dst, _payload in read_udp(capture):
         if lo <= ts <= hi:
             per_stream.setdefault(src, []).append(ts)  # one server RTP port = one outbound stream
     gaps: list[float] = []

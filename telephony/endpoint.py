@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 
-from telephony.call import Call, CallObserver
+from telephony.call import Call, CallObserver, utcnow
 from telephony.media import MediaClock, PortAllocator, PortsExhausted, RtpStream
 from telephony.sdp import (
     MediaAnswer,
@@ -260,7 +260,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         if session.ended or call.hangup_reason:
             return
         session.answer(answer.sdp.to_bytes())
-        call.answered_at = call.started_at.__class__.now(call.started_at.tzinfo)
+        call.answered_at = utcnow()
         self._observe("call_answered", call)
         call.event("state", "answered")
         self._flush()
@@ -490,7 +490,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             return
         self._apply(call, answer)
         self.clock.add(call.stream)
-        call.answered_at = call.started_at.__class__.now(call.started_at.tzinfo)
+        call.answered_at = utcnow()
         call._mark_confirmed()
         self._observe("call_answered", call)
         call.event("state", "answered")
