@@ -15,7 +15,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from callcenter_api.db import make_engine
-from callcenter_api.models import Base, UtcDateTime
+from callcenter_api.models import Base, JsonText, UtcDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -25,6 +25,8 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     # Revisions must not import model code that later changes, so render our column type as plain SQLAlchemy.
     if type_ == "type" and isinstance(obj, UtcDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, JsonText):
+        return "sa.Text()"
     return False
 
 
