@@ -15,6 +15,15 @@ So a frame only counts as voiced when webrtcvad says so *and* it is `margin_db` 
 floor (the quietest frame of the last 2 s). With that gate no noise level and no short burst started speech
 in any mode, and speech onsets and ends are unchanged or earlier.
 
+That floor gate cannot help on a line with no noise at all (digital silence: most VoIP calls between quiet
+phones, and every sipp caller): the floor is 0 and webrtcvad calls a word's fading tail speech all the way
+down to the last µ-law step. flite's "billing" ends with 180 ms of tail from -46 down to -80 dBFS, which
+webrtcvad marked voiced, so the 300 ms of endpointing silence only began counting ~190 ms after anybody
+could hear the caller (measured with bench/reply_latency.py: that was most of the 220 ms of extra reply
+delay). So once speech has started, a frame also has to be within `tail_db` (30 dB) of the loudest frame of
+the last second to keep the utterance going: the weakest speech sounds (/f/, /θ/) sit ~28 dB below a
+strong vowel, a word's decay falls through that line within a frame or two.
+
 It runs on the event loop once per frame for every listening call, so `feed` allocates nothing: each frame is
 copied into a preallocated pre-roll ring and webrtcvad reads that slot through a memoryview made once.
 """
@@ -84,6 +93,8 @@ class Endpointer:
         preroll_ms: int = 200,
         margin_db: float = 6.0,
         floor_window_ms: int = 2000,
+        tail_db: float = 30.0,
+        tail_window_ms: int = 1000,
     ) -> None:
         if sample_rate not in _VALID_RATES:
             raise ValueError(f"webrtcvad supports {_VALID_RATES} Hz, not {sample_rate}")
@@ -109,6 +120,11 @@ class Endpointer:
         self.margin_db = margin_db
         self._energy = np.full(max(1, floor_window_ms // frame_ms), np.inf)
         self._energy_head = 0
+        # Speech level: the loudest frame of the last `tail_window_ms`. In speech, frames more than `tail_db`
+        # below it are the fading tail of a word, not speech (see the module docstring).
+        self.tail_db = tail_db
+        self._loud = np.zeros(max(1, tail_window_ms // frame_ms), dtype=np.float64)
+        self._loud_head = 0
         self._f64 = np.zeros(self.frame_samples, dtype=np.float64)
         self.reset()
 
@@ -129,8 +145,14 @@ class Endpointer:
 
     @property
     def frame_voiced(self) -> bool:
-        """webrtcvad's decision for the last frame fed."""
+        """Whether the last frame fed was speech (webrtcvad, the noise-floor gate and, in speech, the tail gate)."""
         return self._last_voiced
+
+    @property
+    def silence_ms(self) -> int:
+        """Unvoiced time since the last voiced frame of the current utterance (0 when not in speech): the
+        endpointing silence counted so far, so a caller can prepare for the end before it is decided."""
+        return self._run * self.frame_ms if self._in_speech else 0
 
     @property
     def speech_started_ms(self) -> int | None:
@@ -170,7 +192,11 @@ class Endpointer:
         level = 10.0 * math.log10(float(np.dot(self._f64, self._f64)) / self.frame_samples + 1.0)
         self._energy[self._energy_head] = level
         self._energy_head = (self._energy_head + 1) % len(self._energy)
+        self._loud[self._loud_head] = level
+        self._loud_head = (self._loud_head + 1) % len(self._loud)
         voiced = voiced and level >= float(self._energy.min()) + self.margin_db
+        if voiced and self._in_speech:
+            voiced = level >= float(self._loud.max()) - self.tail_db
         self._last_voiced = voiced
         self._frames += 1
         now = self._frames * self.frame_ms  # end of this frame

@@ -45,6 +45,44 @@ def test_speech_start_and_end_on_real_speech(voice: str) -> None:
     assert 0.5 * (offset - onset) <= ended.voiced_ms <= offset - onset + 100
 
 
+def dbfs_frames(pcm: np.ndarray) -> list[float]:
+    return [20 * np.log10(np.sqrt(np.mean(f.astype(np.float64) ** 2)) / 32768 + 1e-9) for f in frames(pcm)]
+
+
+@pytest.mark.parametrize("text", ["billing", "support", "it is the fifth"])
+@pytest.mark.parametrize("voice", ["rms", "slt", "awb"])
+def test_on_a_noiseless_line_silence_counts_from_the_audible_end(text: str, voice: str) -> None:
+    """Digital silence (VoIP, sipp): there is no noise floor to gate against, and webrtcvad calls a word's
+    fading tail speech down to the last µ-law step: 80-280 ms after the speech could be heard (measured).
+    The tail gate ends the utterance where the speech falls below -45 dBFS, never before its last -35 dBFS
+    frame (a final /t/ release or /θ/ still counts)."""
+    audio = telephone(flite(text, voice), before=0.5, after=1.0, noise_dbfs=None)
+    levels = dbfs_frames(audio)
+    loud_end = (max(i for i, d in enumerate(levels) if d > -35) + 1) * 20
+    audible_end = (max(i for i, d in enumerate(levels) if d > -45) + 1) * 20
+    ended = [e for e in run(Endpointer(no_input_ms=60_000), audio) if isinstance(e, SpeechEnded)]
+    assert len(ended) == 1
+    assert loud_end <= ended[0].last_voiced_ms <= audible_end
+    assert ended[0].at_ms - ended[0].last_voiced_ms == 300
+    # without the tail gate (webrtcvad and the floor gate only) the end came much later
+    ungated = [e for e in run(Endpointer(no_input_ms=60_000, tail_db=200), audio) if isinstance(e, SpeechEnded)]
+    assert ungated[0].last_voiced_ms >= audible_end + 60
+
+
+def test_silence_ms_counts_the_endpointing_silence_so_far() -> None:
+    audio = telephone(flite("billing", "rms"), before=0.5, after=1.0)
+    endpointer = Endpointer(no_input_ms=60_000)
+    seen = []
+    for frame in frames(audio):
+        event = endpointer.feed(frame)
+        seen.append(endpointer.silence_ms)
+        if isinstance(event, SpeechEnded):
+            break
+    assert seen[-1] == 0  # the end was decided: no utterance in progress
+    assert seen[-2] == 280  # the frame before: one more frame of silence to go
+    assert seen[-15:-1] == list(range(20, 300, 20))
+
+
 def test_preroll_holds_the_onset_and_ends_with_the_confirming_frame() -> None:
     audio = telephone(flite("billing", "rms"), before=1.0, after=0.5)
     endpointer = Endpointer(no_input_ms=60_000)
