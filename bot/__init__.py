@@ -1,5 +1,9 @@
-"""The shared bot: one interface for voice and chat. The knowledge engine behind it is its own package."""
+"""The shared bot: one interface for voice and chat, and the knowledge engine behind it.
 
-from bot.interface import Bot, BotAnswer, BotRequest, KeywordBot
+`bot.interface` is what flows and chat depend on; `bot.engine.KnowledgeBot` answers from the knowledge base
+(`bot.knowledge` entries, `bot.retrieval` ranking, `bot.confidence` calibration, `bot.context` follow-ups).
+"""
 
-__all__ = ["Bot", "BotAnswer", "BotRequest", "KeywordBot"]
+from bot.interface import Bot, BotAnswer, BotRequest, KeywordBot, Suggestion
+
+__all__ = ["Bot", "BotAnswer", "BotRequest", "KeywordBot", "Suggestion"]

@@ -20,12 +20,21 @@ class BotRequest:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """A candidate the bot could not choose alone; chat offers them back as "did you mean...?"."""
+
+    entry_id: str
+    question: str
+
+
+@dataclass(frozen=True)
 class BotAnswer:
     entry_id: str | None
     answer: str | None
     confidence: float
     handoff: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    suggestions: tuple[Suggestion, ...] = ()  # set when the top candidates were too close to call
 
     @property
     def answered(self) -> bool:

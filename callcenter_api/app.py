@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.interface import Bot
 from callcenter_api.auth import require_token
+from callcenter_api.chat import ChatService
+from callcenter_api.events import EventHub
 from callcenter_api.flow_store import FlowInvalid
-from callcenter_api.routes import calls, flows
+from callcenter_api.routes import calls, chat, contacts, conversations, flows, kb, recordings
 from callcenter_api.schemas import ErrorOut, Health
 from ivr_flows.registry import FlowRegistry
 
@@ -31,8 +35,14 @@ TAGS = [
         "name": "flows",
         "description": "IVR flows: immutable versions (linted on upload), the live alias, and the simulator.",
     },
+    {"name": "knowledge", "description": "The knowledge base the bot answers from on every channel."},
+    {"name": "contacts", "description": "Customers, their identities, merges and omnichannel timeline."},
+    {"name": "conversations", "description": "Calls and chats as conversations with transcripts; agent replies."},
+    {"name": "chat", "description": "The customer side of web chat (per-conversation token, no admin token)."},
+    {"name": "recordings", "description": "Recorded audio (voicemail), with authorization."},
     {"name": "health", "description": "Liveness and readiness for load balancers and orchestration."},
 ]
+WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
 def _version() -> str:
@@ -49,11 +59,17 @@ def create_app(
     is_ready: Callable[[], bool] = lambda: True,
     flow_registry: FlowRegistry | None = None,
     bot: Bot | None = None,
+    kb_sync: Any = None,
+    hub: EventHub | None = None,
+    phone_region: str | None = None,
+    recordings_dir: Path | None = None,
 ) -> FastAPI:
     """`is_ready` lets the service report 503 on /healthz until SIP and the database are up.
 
     `flow_registry` is the running service's, so uploads and activations reach the next call; without one
-    the app keeps a private registry (tests, API-only deployments). `bot` answers `ask` nodes in simulations.
+    the app keeps a private registry (tests, API-only deployments). `bot` answers `ask` nodes in simulations,
+    `/kb/ask` and the chat channel (which needs its synchronous `answer`); `kb_sync` refreshes it after
+    knowledge-base writes. `hub` carries live conversation events to WebSockets.
     """
     app = FastAPI(
         title="hotline",
@@ -64,6 +80,13 @@ def create_app(
     app.state.session_factory = session_factory
     app.state.flow_registry = flow_registry if flow_registry is not None else FlowRegistry()
     app.state.bot = bot
+    app.state.kb_sync = kb_sync
+    app.state.admin_token = admin_token
+    app.state.hub = hub = hub or EventHub()
+    app.state.recordings_dir = recordings_dir
+    app.state.chat = (
+        ChatService(session_factory, bot, hub, phone_region=phone_region) if hasattr(bot, "answer") else None
+    )
     app.add_exception_handler(FlowInvalid, flows.flow_invalid_response)
 
     @app.get(
@@ -81,4 +104,13 @@ def create_app(
     unauthorized = {status.HTTP_401_UNAUTHORIZED: {"model": ErrorOut, "description": "Missing/wrong token."}}
     app.include_router(calls.router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
     app.include_router(flows.router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
+    for router in (kb.router, contacts.router, conversations.router, recordings.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
+    app.include_router(conversations.ws_router)
+    app.include_router(chat.router)
+
+    @app.get("/chat", include_in_schema=False)
+    def chat_page() -> HTMLResponse:
+        return HTMLResponse((WEB_DIR / "chat.html").read_text(encoding="utf-8"))
+
     return app

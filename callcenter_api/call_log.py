@@ -23,15 +23,20 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter_api.call_ops import (
+    CONVERSATION_FIELDS,
     CallStarted,
     CallUpdated,
+    ConversationUpdated,
     EventAdded,
+    MessageAdded,
     Op,
+    RecordingAdded,
     check_aware,
     check_call_id,
     check_event_type,
     check_update_fields,
 )
+from callcenter_api.history.identity import Identity
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +142,11 @@ class CallLog:
         to_uri: str,
         at: datetime,
         remote_media: str | None = None,
+        caller: Identity | None = None,
     ) -> None:
         check_call_id(call_id)
         check_aware("at", at)
-        op = CallStarted(call_id, sip_call_id, from_uri, to_uri, at, remote_media)
+        op = CallStarted(call_id, sip_call_id, from_uri, to_uri, at, remote_media, caller)
         with self._lock:
             if self._put_locked(op):
                 self._next_seq.setdefault(call_id, 0)
@@ -168,6 +174,29 @@ class CallLog:
         check_update_fields(fields)
         if fields:
             self._put(CallUpdated(call_id, dict(fields)))
+
+    def message(
+        self, call_id: str, *, sender: str, kind: str, text: str, at: datetime,
+        confidence: float | None = None, offset_ms: int | None = None, meta: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """A turn of the call's conversation (what the caller said or pressed, what we said), as it happens."""
+        check_aware("at", at)
+        self._put(MessageAdded(call_id, sender, kind, text, at, confidence, offset_ms, meta))
+
+    def conversation_updated(self, call_id: str, **fields: Any) -> None:
+        unknown = set(fields) - CONVERSATION_FIELDS
+        if unknown:
+            raise TypeError(f"cannot update {sorted(unknown)}; updatable: {sorted(CONVERSATION_FIELDS)}")
+        if "ended_at" in fields:
+            check_aware("ended_at", fields["ended_at"])
+        if fields:
+            self._put(ConversationUpdated(call_id, dict(fields)))
+
+    def recording(
+        self, call_id: str, *, recording_id: str, kind: str, path: str, at: datetime, seconds: float | None = None
+    ) -> None:
+        check_aware("at", at)
+        self._put(RecordingAdded(call_id, recording_id, kind, path, at, seconds))
 
     def call_ended(self, call_id: str, *, at: datetime, reason: str) -> None:
         check_aware("at", at)

@@ -15,7 +15,10 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from callcenter_api.models import Call, CallEvent
+from callcenter_api.history import contacts
+from callcenter_api.history.conversations import add_message
+from callcenter_api.history.identity import Identity
+from callcenter_api.models import Call, CallEvent, Conversation, Recording
 
 _CALL_ID = re.compile(r"[0-9a-f]{32}")
 _EVENT_TYPE_MAX = 32
@@ -101,8 +104,10 @@ class CallStarted:
     to_uri: str
     at: datetime
     remote_media: str | None = None
+    caller: Identity | None = None  # who is calling: links the call's conversation to the contact
 
     def apply(self, session: Session) -> None:
+        """The CDR and the call's conversation (same id) in one go, linked to the caller's contact."""
         session.add(
             Call(
                 id=self.call_id,
@@ -114,6 +119,14 @@ class CallStarted:
                 remote_media=self.remote_media,
             )
         )
+        session.flush()  # the conversation's foreign key needs the call row first (PostgreSQL checks at once)
+        contact = contacts.resolve(session, [self.caller], now=self.at) if self.caller else None
+        session.add(
+            Conversation(
+                id=self.call_id, contact_id=contact.id if contact else None, channel="voice",
+                started_at=self.at, status="bot", call_id=self.call_id,
+            )
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -144,3 +157,58 @@ class EventAdded:
     def __repr__(self) -> str:
         value = self.value if len(self.value) <= 60 else self.value[:57] + "..."
         return f"EventAdded(call_id={self.call_id!r}, seq={self.seq}, type={self.type!r}, value={value!r})"
+
+
+# Conversation columns the call path may set as the call goes on.
+CONVERSATION_FIELDS = frozenset({"ended_at", "status", "language", "queue", "agent", "flow", "disposition"})
+
+
+@dataclass(slots=True)
+class ConversationUpdated:
+    call_id: str  # the conversation's id (a voice conversation has its call's id)
+    fields: dict[str, Any]
+
+    def apply(self, session: Session) -> None:
+        result = session.execute(update(Conversation).where(Conversation.id == self.call_id).values(**self.fields))
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise CallNotFound(f"conversation {self.call_id} not found")
+
+
+@dataclass(slots=True)
+class MessageAdded:
+    call_id: str  # the conversation's id
+    sender: str
+    kind: str
+    text: str
+    at: datetime
+    confidence: float | None = None
+    offset_ms: int | None = None
+    meta: dict[str, Any] | None = None
+
+    def apply(self, session: Session) -> None:
+        add_message(
+            session, self.call_id, sender=self.sender, kind=self.kind, text=self.text, at=self.at,
+            confidence=self.confidence, offset_ms=self.offset_ms, meta=self.meta,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return f"MessageAdded(call_id={self.call_id!r}, sender={self.sender!r}, kind={self.kind!r}, text={text!r})"
+
+
+@dataclass(slots=True)
+class RecordingAdded:
+    call_id: str  # the conversation's id
+    recording_id: str
+    kind: str
+    path: str
+    at: datetime
+    seconds: float | None = None
+
+    def apply(self, session: Session) -> None:
+        session.add(
+            Recording(
+                id=self.recording_id, conversation_id=self.call_id, kind=self.kind, path=self.path,
+                created_at=self.at, seconds=self.seconds,
+            )
+        )  # fmt: skip

@@ -7,6 +7,7 @@ It lives in the composition layer because it is the one place that knows both si
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -116,6 +117,7 @@ class VoiceChannel:
         if request.method == "refer":
             status = await self.call.refer(target)
             if 200 <= status < 300:
+                self.call.event("transfer", f"referred to {target}")
                 self.call.hangup("transferred")
                 return TransferResult(True, f"REFER accepted ({status})")
             return TransferResult(False, f"REFER failed ({status})")
@@ -166,7 +168,9 @@ class VoiceChannel:
             # also runs when the flow is torn down because the caller left: the message is always kept
             self.call.remove_audio_consumer(on_frame)
             info = writer.close()
-            self.call.event("recording", info.path)
+            self.call.event("recording", json.dumps(
+                {"id": info.recording_id, "kind": "voicemail", "path": info.path, "seconds": round(info.seconds, 2)}
+            ))  # fmt: skip
         return RecordResult(info.recording_id, info.seconds, {"path": info.path})
 
     async def say_pcm(self, pcm: np.ndarray) -> None:

@@ -8,6 +8,7 @@ in the action's `on:` map goes there, otherwise to the node's `next`, otherwise 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -324,7 +325,10 @@ class FlowRunner:
             "question": heard.text, "entry_id": answer.entry_id, "answer": answer.answer,
             "confidence": answer.confidence, "handoff": answer.handoff,
         }  # fmt: skip
-        self._note("bot", f"{answer.entry_id or '-'} {answer.confidence:.2f}{' handoff' if answer.handoff else ''}")
+        self._note("bot", json.dumps({
+            "question": heard.text, "entry_id": answer.entry_id, "confidence": round(answer.confidence, 3),
+            "handoff": answer.handoff, "context": answer.extra.get("context"),
+        }, ensure_ascii=False))  # fmt: skip
         if answer.handoff:
             return self._exit(node, spec.on, "handoff", "no_answer")
         if answer.answered:

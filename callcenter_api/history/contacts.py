@@ -114,16 +114,12 @@ def merge(session: Session, survivor_id: str, merged_id: str, *, by: str, now: d
         if contact.merged_into is not None:
             raise MergeError(f"contact {wanted} was already merged into {contact.merged_into}")
     assert survivor is not None and merged is not None
-    identity_ids = list(
-        session.scalars(select(ContactIdentity.id).where(ContactIdentity.contact_id == merged_id))
-    )
+    identity_ids = list(session.scalars(select(ContactIdentity.id).where(ContactIdentity.contact_id == merged_id)))
     conversation_ids = list(session.scalars(select(Conversation.id).where(Conversation.contact_id == merged_id)))
     session.execute(
         update(ContactIdentity).where(ContactIdentity.contact_id == merged_id).values(contact_id=survivor_id)
     )
-    session.execute(
-        update(Conversation).where(Conversation.contact_id == merged_id).values(contact_id=survivor_id)
-    )
+    session.execute(update(Conversation).where(Conversation.contact_id == merged_id).values(contact_id=survivor_id))
     # contacts merged into the merged one earlier now point straight at the survivor
     session.execute(update(Contact).where(Contact.merged_into == merged_id).values(merged_into=survivor_id))
     merged.merged_into = survivor_id

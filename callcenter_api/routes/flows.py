@@ -8,7 +8,6 @@ FlowRegistry (app.state.flow_registry), so an activation reaches the next call w
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter_api import flow_store as store
 from callcenter_api.deps import SessionDep
 from callcenter_api.models import FlowVersion
+from callcenter_api.routes.bodies import read_yaml_body
 from callcenter_api.schemas import (
     ErrorOut,
     FlowInvalidOut,
@@ -39,7 +39,6 @@ from ivr_flows.simulator import Script, simulate
 
 log = logging.getLogger(__name__)
 
-YAML_TYPES = frozenset(["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"])
 MAX_SOURCE_BYTES = 1_000_000
 SIMULATION_TIMEOUT = 60.0  # seconds; webhooks in a flow really run during a simulation
 
@@ -104,38 +103,7 @@ def _version_out(row: FlowVersion, *, live: bool) -> FlowVersionOut:
 
 
 async def read_source(request: Request) -> str:
-    """The uploaded YAML, from a YAML/text body or JSON {"source": ...}.
-
-    Read in chunks and capped, so one request cannot make the service hold an arbitrarily large body.
-    """
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in YAML_TYPES and content_type != "application/json":
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            detail='send the flow as Content-Type: application/yaml or text/plain, or JSON {"source": ...}',
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_SOURCE_BYTES:
-            too_big = f"a flow is at most {MAX_SOURCE_BYTES} bytes"
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=too_big)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"not UTF-8: {exc}") from None
-    if content_type != "application/json":
-        return text
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"invalid JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("source"), str) or set(data) != {"source"}:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail='a JSON body must be {"source": "<flow YAML>"}'
-        )
-    source: str = data["source"]
-    return source
+    return await read_yaml_body(request, what="flow", max_bytes=MAX_SOURCE_BYTES)
 
 
 SourceDep = Annotated[str, Depends(read_source)]

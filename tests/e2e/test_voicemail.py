@@ -5,6 +5,7 @@ The flow is picked by the dialed user (sip:vm@...), which also exercises per-num
 
 from __future__ import annotations
 
+import json
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +43,8 @@ def test_record_node_writes_the_callers_audio(tmp_path: Path, start_hotline: Cal
     assert result.ok, result.describe()
     record = server.wait_for_call("e2e-vm", call_ended)
     assert record["flow"] == "vm@1"
-    (path,) = event_values(record, "recording")
+    (value,) = event_values(record, "recording")
+    path = json.loads(value)["path"]
     assert Path(path).is_relative_to(recordings)
     with wave.open(path) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)

@@ -1,0 +1,121 @@
+"""Customers and their omnichannel history: look-up by identity, the timeline, explicit merges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.orm import Session
+
+from callcenter_api.deps import SessionDep
+from callcenter_api.history import contacts
+from callcenter_api.history.conversations import TimelineItem, timeline
+from callcenter_api.history.identity import InvalidIdentity, normalize
+from callcenter_api.models import Contact
+from callcenter_api.schemas import ErrorOut
+from callcenter_api.schemas.history import (
+    ContactOut,
+    ConversationDetail,
+    ConversationOut,
+    IdentityOut,
+    MergeIn,
+    MergeOut,
+    MessageOut,
+    RecordingOut,
+    TimelineOut,
+)
+
+router = APIRouter(prefix="/contacts", tags=["contacts"])
+NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"model": ErrorOut, "description": "No such contact."}}
+MAX_PAGE = 200
+
+
+def contact_out(session: Session, contact: Contact) -> ContactOut:
+    identities = [IdentityOut.model_validate(i) for i in contacts.identities_of(session, contact.id)]
+    return ContactOut(
+        id=contact.id, name=contact.name, created_at=contact.created_at, identities=identities,
+        merged_into=contact.merged_into,
+    )  # fmt: skip
+
+
+def detail_out(item: TimelineItem) -> ConversationDetail:
+    return ConversationDetail(
+        **ConversationOut.model_validate(item.conversation).model_dump(),
+        messages=[MessageOut.model_validate(m) for m in item.messages],
+        recordings=[
+            RecordingOut(id=r.id, kind=r.kind, seconds=r.seconds, created_at=r.created_at,
+                         url=f"/api/v1/recordings/{r.id}")
+            for r in item.recordings
+        ],
+    )  # fmt: skip
+
+
+def _contact_or_404(session: Session, contact_id: str) -> Contact:
+    contact = contacts.current(session, contact_id)
+    if contact is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"contact {contact_id} not found")
+    return contact
+
+
+@router.get("", summary="Find contacts by phone number, email or chat user id")
+def find_contacts(
+    session: SessionDep,
+    phone: Annotated[str | None, Query(description="any format; normalised to E.164")] = None,
+    email: Annotated[str | None, Query()] = None,
+    chat_user_id: Annotated[str | None, Query()] = None,
+    region: Annotated[str | None, Query(min_length=2, max_length=2, description="for national numbers")] = None,
+) -> list[ContactOut]:
+    given = [("phone", phone), ("email", email), ("chat", chat_user_id)]
+    if not any(value for _, value in given):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="give phone, email or chat_user_id")
+    try:
+        identities = [normalize(kind, value, region=region.upper() if region else None) for kind, value in given
+                      if value]  # fmt: skip
+    except InvalidIdentity as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    return [contact_out(session, c) for c in contacts.find(session, identities)]
+
+
+@router.get("/{contact_id}", summary="One contact (a merged id resolves to the survivor)", responses=NOT_FOUND)
+def get_contact(contact_id: str, session: SessionDep) -> ContactOut:
+    return contact_out(session, _contact_or_404(session, contact_id))
+
+
+@router.get("/{contact_id}/timeline", summary="Calls and chats in time order, with transcripts", responses=NOT_FOUND)
+def get_timeline(
+    contact_id: str,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first")] = "asc",
+    channel: Annotated[str | None, Query(description="only voice, or only webchat")] = None,
+) -> TimelineOut:
+    contact = _contact_or_404(session, contact_id)
+    page = timeline(session, contact.id, limit=limit, offset=offset, order=order, channel=channel)
+    next_offset = offset + limit if offset + limit < page.total else None
+    return TimelineOut(
+        contact=contact_out(session, contact), total=page.total, limit=limit, offset=offset, order=order,
+        next_offset=next_offset, items=[detail_out(item) for item in page.items],
+    )  # fmt: skip
+
+
+@router.post(
+    "/{contact_id}/merge",
+    summary="Merge another contact into this one (this one survives; nothing is deleted; the merge is recorded)",
+    responses={**NOT_FOUND, status.HTTP_409_CONFLICT: {"model": ErrorOut, "description": "Cannot merge these."}},
+)
+def merge_contacts(contact_id: str, body: MergeIn, session: SessionDep) -> MergeOut:
+    try:
+        with session.begin():
+            record = contacts.merge(session, contact_id, body.merge, by="api", now=datetime.now(UTC))
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except contacts.MergeError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    survivor = _contact_or_404(session, contact_id)
+    return MergeOut(
+        survivor=contact_out(session, survivor), merged_id=record.merged_id,
+        moved_identities=record.moved["identities"], moved_conversations=record.moved["conversations"],
+        at=record.at, by=record.by,
+    )  # fmt: skip

@@ -1,0 +1,138 @@
+"""Conversations for the people who handle them: list, read, reply as an agent, close, live events.
+
+The WebSocket takes the token as `?token=` because browsers cannot set headers on a WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect, status
+from sqlalchemy import select
+
+from callcenter_api.chat import ChatClosed, ChatNotFound, ChatService, message_event
+from callcenter_api.deps import SessionDep
+from callcenter_api.history.conversations import TimelineItem, messages_of
+from callcenter_api.models import Conversation, Recording
+from callcenter_api.routes.contacts import detail_out
+from callcenter_api.schemas import ErrorOut
+from callcenter_api.schemas.history import AgentMessageIn, ConversationDetail, ConversationOut, MessageOut
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+ws_router = APIRouter()
+NOT_FOUND = {status.HTTP_404_NOT_FOUND: {"model": ErrorOut, "description": "No such conversation."}}
+MAX_PAGE = 500
+
+
+def _chat(request: Request) -> ChatService:
+    chat: ChatService | None = request.app.state.chat
+    if chat is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the chat channel is not configured")
+    return chat
+
+
+@router.get("", summary="Conversations, newest first (e.g. ?status=queued for chats waiting for an agent)")
+def list_conversations(
+    session: SessionDep,
+    status_: Annotated[str | None, Query(alias="status", pattern="^(bot|queued|agent|closed)$")] = None,
+    channel: Annotated[str | None, Query(pattern="^(voice|webchat)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ConversationOut]:
+    stmt = select(Conversation).order_by(Conversation.started_at.desc(), Conversation.id.desc())
+    if status_:
+        stmt = stmt.where(Conversation.status == status_)
+    if channel:
+        stmt = stmt.where(Conversation.channel == channel)
+    return [ConversationOut.model_validate(c) for c in session.scalars(stmt.limit(limit).offset(offset))]
+
+
+@router.get("/{conversation_id}", summary="One conversation with its transcript", responses=NOT_FOUND)
+def get_conversation(conversation_id: str, session: SessionDep) -> ConversationDetail:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found")
+    recordings = list(session.scalars(select(Recording).where(Recording.conversation_id == conversation_id)))
+    return detail_out(TimelineItem(conversation, messages_of(session, conversation_id, limit=100_000), recordings))
+
+
+@router.post(
+    "/{conversation_id}/messages", status_code=status.HTTP_201_CREATED, summary="Reply as an agent (chat)",
+    responses={**NOT_FOUND, status.HTTP_409_CONFLICT: {"model": ErrorOut, "description": "Closed or not a chat."}},
+)  # fmt: skip
+def agent_message(conversation_id: str, body: AgentMessageIn, request: Request, session: SessionDep) -> MessageOut:
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found")
+    if conversation.channel != "webchat":
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="only chat conversations take typed replies")
+    try:
+        return MessageOut.model_validate(_chat(request).agent_reply(conversation_id, agent=body.agent, text=body.text))
+    except ChatClosed:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="the conversation is closed") from None
+
+
+@router.post("/{conversation_id}/close", summary="End a chat", responses=NOT_FOUND)
+def close_conversation(conversation_id: str, request: Request) -> ConversationOut:
+    try:
+        return ConversationOut.model_validate(_chat(request).close(conversation_id, by="agent"))
+    except ChatNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found") from None
+
+
+async def stream(websocket: WebSocket, topics: tuple[str, ...], backlog: list[dict[str, object]]) -> None:
+    """Send the backlog, then every event of the topics until the client goes away."""
+    hub = websocket.app.state.hub
+    async with hub.subscribe(*topics) as queue:
+        for event in backlog:
+            await websocket.send_json(event)
+        receiver = asyncio.ensure_future(websocket.receive_text())
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                if receiver in done:
+                    getter.cancel()
+                    receiver.result()  # raises WebSocketDisconnect when the client left
+                    receiver = asyncio.ensure_future(websocket.receive_text())  # clients may ping; ignored
+                    continue
+                await websocket.send_json(getter.result())
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            receiver.cancel()
+
+
+def admin_token_ok(websocket: WebSocket, token: str | None) -> bool:
+    expected: str = websocket.app.state.admin_token
+    return token is not None and secrets.compare_digest(token.encode(), expected.encode())
+
+
+@ws_router.websocket("/api/v1/conversations/{conversation_id}/ws")
+async def conversation_ws(websocket: WebSocket, conversation_id: str, token: str | None = None,
+                          after: int = 0) -> None:  # fmt: skip
+    """Agent/supervisor view of one conversation: messages since `after`, then live ones."""
+    if not admin_token_ok(websocket, token):
+        await websocket.close(code=4401, reason="invalid or missing token")
+        return
+    factory = websocket.app.state.session_factory
+
+    def backlog() -> list[dict[str, object]]:
+        with factory() as session:
+            return [message_event(m) for m in messages_of(session, conversation_id, after_id=after)]
+
+    await websocket.accept()
+    await stream(websocket, (f"conversation:{conversation_id}",), await asyncio.to_thread(backlog))
+
+
+@ws_router.websocket("/api/v1/conversations/ws")
+async def conversations_ws(websocket: WebSocket, token: str | None = None) -> None:
+    """Every conversation's status changes (new chats, handoffs, agents taking over, closes)."""
+    if not admin_token_ok(websocket, token):
+        await websocket.close(code=4401, reason="invalid or missing token")
+        return
+    await websocket.accept()
+    await stream(websocket, ("conversations",), [])
+
