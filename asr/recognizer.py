@@ -89,7 +89,15 @@ class RecognizerSession(Protocol):
         """Queue 8 kHz int16 audio of the current utterance (copied; returns at once)."""
 
     async def finish(self) -> Result:
-        """Decode what is queued and return the utterance's final result."""
+        """Decode what is queued and return the utterance's final result (at once after `speculate`)."""
+
+    def speculate(self) -> None:
+        """The caller has probably finished: decode to a final result now, hold audio pushed from here on.
+
+        Lets `finish` answer without a decode once the endpointing silence is confirmed."""
+
+    def resume(self) -> None:
+        """The caller went on after `speculate`: take it back and decode the whole utterance on."""
 
     def cancel(self) -> None:
         """Drop the current utterance (barge-in that turned out to be noise, caller pressed a key, ...)."""

@@ -9,6 +9,16 @@ Audio waits in a bounded queue (`max_pending_ms`, 5 s by default). At most one `
 flight; what arrives meanwhile is sent as one chunk when it returns, so a decoder that falls behind gets
 bigger chunks, not more requests. If the queue overflows anyway, the oldest audio is dropped and counted
 (logged once per session), so memory never grows without bound.
+
+**Early final results.** The caller's reply should start the moment the endpointing silence is confirmed,
+not a decode later. So while the silence is still being counted, the listener may call `speculate()`: what
+was pushed so far is decoded to a final result at once, and audio pushed afterwards (the rest of the
+silence) is held, not decoded. If the silence is confirmed, `finish()` returns that result without waiting.
+If the caller speaks again, `resume()` restarts the decoder on the whole utterance (the session keeps its
+audio, up to `max_keep_ms`), held audio included, and the utterance goes on as if nothing happened: the
+result is the same as without speculation, at the cost of decoding the utterance twice. Either way the
+decoder sees the utterance up to the point of speculation, so the result does not depend on whether the
+speculation was confirmed or taken back.
 """
 
 from __future__ import annotations
@@ -94,6 +104,12 @@ def _consume(fut: CFuture[Any]) -> None:
         log.warning("recognizer operation failed: %s", fut.exception())
 
 
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """A speculative result nobody collects (taken back, cancelled) must not log 'never retrieved'."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class StreamingSession:
     """`RecognizerSession` on top of a `Decoder`. All methods are called on one event loop."""
 
@@ -104,6 +120,7 @@ class StreamingSession:
         *,
         max_pending_ms: int = 5000,
         min_feed_ms: int = 100,
+        max_keep_ms: int = 30_000,
         on_close: Callable[[StreamingSession], None] | None = None,
     ) -> None:
         self._decoder = decoder
@@ -119,6 +136,12 @@ class StreamingSession:
         self._closed = False
         self._gen = 0  # utterance number: results of a cancelled utterance are ignored
         self._last_partial = ""
+        self._grammar: tuple[str, ...] | None = None
+        # The current utterance's audio, kept so a speculation can be taken back (see the module docstring).
+        self._max_keep = max_keep_ms * 16
+        self._kept: list[bytes] = []
+        self._kept_bytes = 0
+        self._early: asyncio.Future[Result] | None = None  # the speculative final result, while one stands
         self._on_close = on_close
         self.dropped_ms = 0  # audio dropped because the decoder fell behind (whole session)
         self.utterances = 0
@@ -126,6 +149,11 @@ class StreamingSession:
     @property
     def active(self) -> bool:
         return self._active
+
+    @property
+    def speculating(self) -> bool:
+        """An early final result has been asked for and not taken back."""
+        return self._early is not None
 
     # ---- RecognizerSession ------------------------------------------------------------------
     def begin(self, grammar: Sequence[str] | None) -> None:
@@ -137,7 +165,10 @@ class StreamingSession:
         self._finishing = False
         self._last_partial = ""
         self.utterances += 1
+        self._kept.clear()
+        self._kept_bytes = 0
         phrases = tuple(grammar) if grammar is not None else None
+        self._grammar = phrases
         self._decoder.start(phrases).add_done_callback(_consume)
 
     def push(self, pcm: np.ndarray) -> None:
@@ -147,16 +178,62 @@ class StreamingSession:
         data = np.asarray(pcm, dtype=np.int16).tobytes()
         if not data:
             return
+        self._keep(data)
+        if self._early is not None:
+            return  # held: decoded only if the speculation is taken back
         self._pending.append(data)
         self._pending_bytes += len(data)
         if self._pending_bytes > self._max_pending:
             self._drop_oldest()
         self._maybe_feed()
 
+    def speculate(self) -> None:
+        """Decode the utterance pushed so far to a final result now; hold audio pushed after this.
+
+        Called while the endpointing silence is still being confirmed, so `finish()` has its answer ready.
+        Does nothing when no utterance is active, one is already speculated, or the utterance outgrew the
+        audio kept for `resume()` (then `finish()` decodes as usual).
+        """
+        if not self._active or self._finishing or self._early is not None or self._closed:
+            return
+        if self._kept_bytes > self._max_keep - self._max_pending:  # no room left to hold the rest
+            return
+        if self._pending:  # decoder operations run in order: this feed completes before the end
+            chunk = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_bytes = 0
+            self._decoder.feed(chunk).add_done_callback(_consume)
+        early = asyncio.wrap_future(self._decoder.end())
+        early.add_done_callback(_retrieve)
+        self._early = early
+
+    def resume(self) -> None:
+        """The caller went on speaking: drop the early result and decode the whole utterance again."""
+        if self._early is None or self._closed:
+            return
+        self._early = None
+        self._gen += 1  # partials and feeds of the speculated decode are stale
+        self._decoder.start(self._grammar).add_done_callback(_consume)
+        self._pending.clear()
+        self._pending_bytes = 0
+        gen = self._gen
+        fut = asyncio.wrap_future(self._decoder.feed(b"".join(self._kept)))
+        self._inflight = fut
+        fut.add_done_callback(lambda f: self._fed(f, gen))
+
     async def finish(self) -> Result:
         self._check_open()
         if not self._active:
             return Result("", 0.0, [], True, self.engine)
+        early = self._early
+        if early is not None:
+            self._early = None
+            self._active = False
+            self._pending.clear()
+            self._pending_bytes = 0
+            self._kept.clear()
+            self._kept_bytes = 0
+            return await early
         gen = self._gen
         self._finishing = True
         self._maybe_feed()
@@ -168,6 +245,8 @@ class StreamingSession:
             self._maybe_feed()
         self._active = False
         self._finishing = False
+        self._kept.clear()
+        self._kept_bytes = 0
         return await asyncio.wrap_future(self._decoder.end())
 
     def cancel(self) -> None:
@@ -176,8 +255,11 @@ class StreamingSession:
         self._gen += 1
         self._active = False
         self._finishing = False
+        self._early = None  # its end already closed the utterance; the abort below is then a no-op
         self._pending.clear()
         self._pending_bytes = 0
+        self._kept.clear()
+        self._kept_bytes = 0
         self._decoder.abort().add_done_callback(_consume)
 
     async def aclose(self) -> None:
@@ -195,6 +277,19 @@ class StreamingSession:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("recognizer session is closed")
+
+    def _keep(self, data: bytes) -> None:
+        """Keep the utterance's audio for `resume()`, up to `max_keep_ms` (the listener's own limit, 15 s, is
+        well below the default 30 s). Past that, speculation is off for this utterance; audio held during a
+        speculation beyond it is dropped and counted, like audio a slow decoder cannot take."""
+        if self._kept_bytes + len(data) <= self._max_keep:
+            self._kept.append(data)
+            self._kept_bytes += len(data)
+        elif self._early is not None:
+            self.dropped_ms += len(data) // 16
+        else:
+            self._kept.clear()
+            self._kept_bytes = self._max_keep + 1  # speculate() now refuses until the next begin()
 
     def _drop_oldest(self) -> None:
         dropped = 0

@@ -15,6 +15,7 @@ from asr_data.speech import flite, frames, telephone, word_overlap
 
 from asr import AsrError, ModelError, Result, create_engine
 from asr.pocketsphinx_backend import PocketsphinxEngine
+from asr.session import StreamingSession
 
 MENU = ["Billing", "Technical support", "roaming", "yes", "no"]
 
@@ -217,3 +218,92 @@ async def test_closed_engine_refuses_sessions() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def _early_result_ready(session: StreamingSession) -> None:
+    """Let the speculative decode finish in the worker (no time limit: the test is about behaviour)."""
+    assert session.speculating
+    while not session._early.done():  # type: ignore[union-attr]
+        await asyncio.sleep(0.005)
+
+
+def _push_all(session: StreamingSession, *chunks: np.ndarray) -> None:
+    for chunk in chunks:
+        for frame in frames(chunk):
+            session.push(frame)
+
+
+@pytest.mark.parametrize("grammar", [MENU, None], ids=["grammar", "free"])
+async def test_early_result_is_the_result_of_the_audio_before_it(
+    engine: PocketsphinxEngine, grammar: list[str] | None
+) -> None:
+    """speculate() while the silence is being confirmed: finish() then returns the decode of the audio up to
+    that point, and what is pushed afterwards (the rest of the silence) is held, never decoded."""
+    text = "technical support" if grammar else "where is my order"
+    speech = telephone(flite(text, "rms"), after=0.2)
+    plain, early = engine.session(), engine.session()
+    try:
+        plain.begin(grammar)
+        _push_all(plain, speech)
+        expected = await plain.finish()
+        early.begin(grammar)
+        _push_all(early, speech)
+        early.speculate()
+        await _early_result_ready(early)
+        _push_all(early, telephone(flite("roaming", "slt")))  # held: the caller did not resume
+        result = await early.finish()
+        assert not early.speculating and not early.active
+        assert result.text == expected.text and result.text
+        # (free speech: decoders come from a pool, and two of them differ in the third decimal)
+        assert result.confidence == pytest.approx(expected.confidence, abs=0.02)
+        # the session goes on normally with the next utterance
+        early.begin(MENU)
+        _push_all(early, telephone(flite("no", "awb")))
+        assert (await early.finish()).text == "no"
+    finally:
+        await plain.aclose()
+        await early.aclose()
+
+
+@pytest.mark.parametrize("grammar", [MENU, None], ids=["grammar", "free"])
+async def test_resume_takes_the_early_result_back(engine: PocketsphinxEngine, grammar: list[str] | None) -> None:
+    """The caller only paused: after resume() the utterance is decoded whole, as if never speculated."""
+    first, second = ("technical", "support") if grammar else ("I would like to pay", "my bill")
+    pause = telephone(flite(first, "slt"), after=0.25)
+    rest = telephone(flite(second, "slt"), before=0.0)
+    plain, early = engine.session(), engine.session()
+    try:
+        plain.begin(grammar)
+        _push_all(plain, pause, rest)
+        expected = await plain.finish()
+        early.begin(grammar)
+        _push_all(early, pause)
+        early.speculate()
+        await _early_result_ready(early)
+        early.resume()
+        assert not early.speculating
+        _push_all(early, rest)
+        result = await early.finish()
+        assert result.text == expected.text
+        if grammar:
+            assert result.text == "Technical support"
+        else:
+            assert "bill" in result.text.split(), result.text  # said after the pause
+    finally:
+        await plain.aclose()
+        await early.aclose()
+
+
+async def test_cancel_drops_an_early_result(engine: PocketsphinxEngine) -> None:
+    session = engine.session()
+    try:
+        session.begin(MENU)
+        _push_all(session, telephone(flite("billing", "rms")))
+        session.speculate()
+        session.cancel()
+        assert not session.speculating
+        session.begin(MENU)
+        _push_all(session, telephone(flite("roaming", "rms")))
+        assert (await session.finish()).text == "roaming"
+    finally:
+        await session.aclose()

@@ -169,3 +169,30 @@ def test_grammar_json_keeps_non_ascii(engine: VoskEngine) -> None:
     assert unknown == [] and list(grammar.phrases) == MENU
     rec = engine._grammar_recognizer(grammar)
     assert json.loads(rec.rec.FinalResult()) == {"text": ""}
+
+
+async def test_early_result_and_resume(engine: VoskEngine) -> None:
+    """speculate() decodes what came before it; resume() takes that back and the utterance is decoded whole
+    (the recognizer is reused across the early end, as across utterances)."""
+    grammar = ["요금 문의", "상담원 연결", "로밍"]
+    first = telephone(espeak("상담원"), after=0.25)
+    rest = telephone(espeak("연결"), before=0.0)
+    session = engine.session()
+    try:
+        # confirmed: the result of the audio before speculate(); held audio is not decoded
+        session.begin(grammar)
+        session.push(telephone(espeak("로밍")))
+        session.speculate()
+        session.push(telephone(espeak("요금 문의")))
+        assert (await session.finish()).text == "로밍"
+        # taken back: the caller only paused
+        session.begin(grammar)
+        session.push(first)
+        session.speculate()
+        while not session._early.done():  # type: ignore[union-attr]
+            await asyncio.sleep(0.005)
+        session.resume()
+        session.push(rest)
+        assert (await session.finish()).text == "상담원 연결"
+    finally:
+        await session.aclose()
