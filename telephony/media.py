@@ -1,8 +1,16 @@
 """The media path: one clock for all calls, one RTP stream per call leg, and the RTP port pool.
 
-One asyncio timer drives every stream: each 20 ms tick it sends each stream's next outbound frame and hands
-each stream's next inbound frame (from its jitter buffer) to the stream's consumers. Nothing per call sleeps.
-Prompts are encoded once when queued, so a tick only slices bytes: no numpy work per outbound packet.
+One asyncio timer drives every stream: each 20 ms tick it hands each stream's next inbound frame (from its
+jitter buffer) to the stream's consumers, and `SEND_DELAY` later sends each stream's next outbound frame.
+Nothing per call sleeps. Prompts are encoded once when queued, so a tick only slices bytes: no numpy work per
+outbound packet.
+
+Why receive and send are apart: what the caller's audio makes us do is decided in the receive half (the
+endpointer confirms the end of an utterance, the flow picks its reply, the reply is queued) and takes a few
+event-loop turns, ~1-2 ms measured. When both halves ran back to back, the frame just decided on had always
+missed its tick's send, so every reply (and bridged frame) went out on the next tick: 20 ms later. With the
+send half 5 ms after the receive half, a reply queued in those 5 ms goes out in the same tick; the sends still
+leave every 20 ms on the dot, only 5 ms later in each tick.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from telephony.rtp import RtpParseError, RtpSender, is_rtcp, parse_rtp
 log = logging.getLogger(__name__)
 
 TICK = 0.020
+SEND_DELAY = 0.005  # from the receive half of a tick to its send half (see the module docstring)
 FRAME_BYTES = FRAME_SAMPLES  # G.711: one byte per sample
 
 Address = tuple[str, int]
@@ -188,8 +197,14 @@ class RtpStream(asyncio.DatagramProtocol):
     def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
         self._dtmf_out.extend(self._dtmf_sender.payloads(digit, duration_ms))
 
-    # ---- the clock calls this every 20 ms ----------------------------------------------
+    # ---- the clock calls these every 20 ms -------------------------------------------
     def tick(self) -> None:
+        """A whole tick at once: receive, then send (tests and tools; the clock runs the halves apart)."""
+        self.receive()
+        self.send()
+
+    def receive(self) -> None:
+        """Hand the next inbound frame (None for a gap) to every consumer."""
         if self.closed:
             return
         if self.consumers:
@@ -199,6 +214,11 @@ class RtpStream(asyncio.DatagramProtocol):
                 consumer(frame)
         elif self.jitter.playing:
             self.jitter.pop()
+
+    def send(self) -> None:
+        """Send the next outbound packet: DTMF, else the playout queue, else silence."""
+        if self.closed:
+            return
         sender = self.sender
         if self.sending and self.remote is not None and self.transport is not None and self.codec is not None:
             if self._dtmf_out and self.telephone_event_pt is not None:
@@ -240,7 +260,10 @@ class RtpStream(asyncio.DatagramProtocol):
 class MediaClock:
     """The single 20 ms tick for every stream, scheduled against the monotonic clock so it never drifts."""
 
-    def __init__(self) -> None:
+    def __init__(self, send_delay: float = SEND_DELAY) -> None:
+        if not 0 <= send_delay < TICK:
+            raise ValueError(f"send_delay must be within one tick, not {send_delay}")
+        self.send_delay = send_delay
         self.streams: list[RtpStream] = []
         self._handle: asyncio.TimerHandle | None = None
         self._start = 0.0
@@ -252,7 +275,7 @@ class MediaClock:
         loop = asyncio.get_running_loop()
         self._start = loop.time()
         self._ticks = 0
-        self._handle = loop.call_at(self._start + TICK, self._tick)
+        self._handle = loop.call_at(self._start + TICK, self._receive)
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -266,14 +289,24 @@ class MediaClock:
         with contextlib.suppress(ValueError):
             self.streams.remove(stream)
 
-    def _tick(self) -> None:
+    def _receive(self) -> None:
         loop = asyncio.get_running_loop()
         self._ticks += 1
         for stream in self.streams:
             try:
-                stream.tick()
+                stream.receive()
             except Exception:
-                log.exception("media tick failed for RTP port %s", stream.local_port)
+                log.exception("media tick (receive) failed for RTP port %s", stream.local_port)
+        # Not call_soon: the work the frames just caused (a reply being queued) needs a few loop turns first.
+        self._handle = loop.call_at(self._start + self._ticks * TICK + self.send_delay, self._send)
+
+    def _send(self) -> None:
+        loop = asyncio.get_running_loop()
+        for stream in self.streams:
+            try:
+                stream.send()
+            except Exception:
+                log.exception("media tick (send) failed for RTP port %s", stream.local_port)
         if self._ticks % 50 == 0:
             for job in self.housekeeping:
                 try:
@@ -287,4 +320,4 @@ class MediaClock:
             self.late_ticks += 1
             self._start = now - self._ticks * TICK
             deadline = now + TICK
-        self._handle = loop.call_at(deadline, self._tick)
+        self._handle = loop.call_at(deadline, self._receive)

@@ -111,3 +111,49 @@ async def test_on_hold_we_do_not_send(ports: PortAllocator) -> None:
     stream.tick()
     assert stream.packets_sent == 1
     stream.close()
+
+
+async def test_a_reply_to_an_inbound_frame_goes_out_in_the_same_tick(ports: PortAllocator) -> None:
+    """What a frame makes us say (endpoint confirmed -> flow -> prompt queued) takes a few event-loop turns;
+    the clock sends SEND_DELAY after it receives, so that reply leaves on this tick, not 20 ms later."""
+    loop = asyncio.get_running_loop()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+    clock = MediaClock()
+    stream = RtpStream(ports, "127.0.0.1")
+    await stream.open()
+    stream.configure(PCMU, peer.getsockname(), telephone_event_pt=None, direction="sendrecv")
+    reply = (8000 * np.sin(np.arange(1600) * 2 * np.pi / 8)).astype(np.int16)
+    sent_before_reply: list[int] = []
+    tasks: list[asyncio.Future[None]] = []
+
+    async def answer() -> None:
+        for _ in range(5):  # the listener -> flow runner -> say -> play hops
+            await asyncio.sleep(0)
+        stream.play(reply)
+
+    def consumer(frame: np.ndarray | None) -> None:
+        if frame is not None and not sent_before_reply:
+            sent_before_reply.append(stream.packets_sent)
+            tasks.append(asyncio.ensure_future(answer()))
+
+    stream.consumers.append(consumer)
+    clock.add(stream)
+    clock.start()
+    try:
+        sender = RtpSender()
+        for _ in range(4):
+            peer.sendto(sender.build(PCMU.encode(np.zeros(160, np.int16)), 0), ("127.0.0.1", stream.local_port))
+            sender.advance()
+        payloads: list[bytes] = []
+        while not (sent_before_reply and len(payloads) > sent_before_reply[0] + 1):
+            assert len(payloads) < 200, "the inbound frames never reached the consumer"
+            payloads.append(parse_rtp(await loop.sock_recv(peer, 2048)).payload)
+        first_audible = next(i for i, p in enumerate(payloads) if p != b"\xff" * 160)
+        # packets 0..n-1 went out before the frame arrived; packet n is the send half of that very tick
+        assert first_audible == sent_before_reply[0]
+    finally:
+        clock.stop()
+        stream.close()
+        peer.close()
