@@ -108,12 +108,20 @@ def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
 
 
 def trim_silence(
-    pcm: np.ndarray, rate: int = TELEPHONY_RATE, *, keep_ms: float = 50.0, threshold_db: float = -40.0
+    pcm: np.ndarray,
+    rate: int = TELEPHONY_RATE,
+    *,
+    lead_ms: float = 10.0,
+    tail_ms: float = 50.0,
+    threshold_db: float = -40.0,
 ) -> np.ndarray:
-    """Cut leading/trailing silence down to at most `keep_ms` on each side.
+    """Cut leading silence down to at most `lead_ms` and trailing silence to at most `tail_ms`.
 
-    Engines pad prompts with up to half a second of silence; on a call that reads as the system hesitating,
-    and it delays barge-in-able speech. A little margin is kept so the first consonant is not clipped.
+    Engines pad prompts with up to half a second of silence; on a call that reads as the system hesitating.
+    Leading silence is pure delay: every millisecond of it is added to the time from the caller's last word
+    to our first audible reply (flite started its prompts 50 ms late with the old 50 ms margin), so only a
+    few ms are kept, enough that the first consonant is not clipped. The tail keeps more: a word's decay
+    below the threshold still sounds like part of it, and consecutive prompts need a breath between them.
     The threshold is relative to the prompt's own peak so quiet voices are not eaten.
     """
     if pcm.size == 0:
@@ -124,9 +132,8 @@ def trim_silence(
         return pcm[:0]
     threshold = max(1, int(peak * 10 ** (threshold_db / 20)))
     loud = np.flatnonzero(magnitude >= threshold)
-    keep = int(rate * keep_ms / 1000)
-    start = max(0, int(loud[0]) - keep)
-    end = min(pcm.shape[0], int(loud[-1]) + 1 + keep)
+    start = max(0, int(loud[0]) - int(rate * lead_ms / 1000))
+    end = min(pcm.shape[0], int(loud[-1]) + 1 + int(rate * tail_ms / 1000))
     return pcm[start:end]
 
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_SAMPLES = 30 * 60 * TELEPHONY_RATE
 """30 minutes of 8 kHz audio, ~29 MB of int16: far more than a typical flow's prompt set."""
 
-_FORMAT = "v1"  # bump if the stored audio format changes, so old files are simply never found again
+_FORMAT = "v2"  # bump if the stored audio changes, so old files are simply never found again (v2: 10 ms lead)
 
 CacheKey = tuple[str, str | None, str, str, str]
 

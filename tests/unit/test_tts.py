@@ -83,9 +83,10 @@ async def test_backend_renders_greeting_as_telephony_audio(backend: Synthesizer)
     assert pcm.dtype == np.int16 and pcm.ndim == 1
     assert 0.5 <= seconds(pcm) <= 3.0, f"{backend.name}: {seconds(pcm):.2f} s"
     assert rms(pcm) > 500, f"{backend.name}: too quiet (RMS {rms(pcm):.0f})"
-    # Trimmed: the first clearly audible sample comes within the 50 ms margin (+ a little for resampling).
+    # Trimmed: the first clearly audible sample comes within the 10 ms lead (leading silence is reply delay)
+    # and the last within the 50 ms tail (+ a little for resampling).
     loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) >= np.abs(pcm.astype(np.int32)).max() // 100)
-    assert loud[0] <= 0.06 * TELEPHONY_RATE
+    assert loud[0] <= 0.012 * TELEPHONY_RATE
     assert pcm.shape[0] - 1 - loud[-1] <= 0.06 * TELEPHONY_RATE
 
 
@@ -388,12 +389,15 @@ def test_to_telephony_rate_mixes_stereo_and_clips_floats() -> None:
     assert to_telephony_rate(np.zeros(0, dtype=np.int16), 16000).shape == (0,)
 
 
-def test_trim_silence_keeps_at_most_50ms_margin() -> None:
+def test_trim_silence_keeps_10ms_before_and_50ms_after() -> None:
     rate = TELEPHONY_RATE
     tone = (8000 * np.sin(2 * np.pi * 500 * np.arange(rate // 2) / rate)).astype(np.int16)
     padded = np.concatenate([np.zeros(rate, np.int16), tone, np.zeros(rate, np.int16)])
     trimmed = trim_silence(padded, rate)
-    margin = int(0.05 * rate)
-    assert trimmed.shape[0] <= tone.shape[0] + 2 * margin
-    assert trimmed.shape[0] >= tone.shape[0]
+    lead, tail = int(0.01 * rate), int(0.05 * rate)
+    audible = tone[1:]  # sin(0) = 0: the tone is audible from its second sample
+    np.testing.assert_array_equal(trimmed[:lead], 0)
+    np.testing.assert_array_equal(trimmed[lead : lead + audible.shape[0]], audible)
+    assert trimmed.shape[0] - (lead + audible.shape[0]) <= tail
     assert trim_silence(np.zeros(100, np.int16), rate).shape == (0,)
+    assert trim_silence(padded, rate, lead_ms=0, tail_ms=0).shape[0] <= tone.shape[0]
