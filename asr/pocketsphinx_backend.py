@@ -22,6 +22,7 @@ Results:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import logging
@@ -48,92 +49,197 @@ _START_TIMEOUT = 60.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
+def _settle(fut: CFuture[Any], ok: bool, payload: Any) -> None:
+    """Resolve a request; one whose waiter gave up (a cancelled wait_for cancels it) is skipped, where
+    set_result would raise InvalidStateError and kill the thread that serves every other request."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if ok:
+            fut.set_result(payload)
+        else:
+            fut.set_exception(AsrError(payload))
+
+
 class _WorkerProcess:
-    """Parent-side handle of one decoding process."""
+    """Parent-side handle of one decoding process, and of the replacements started when it dies.
+
+    A worker that exits (crash, OOM kill, SIGKILL) takes the decoder state of its sessions' utterances with it.
+    Those utterances fail (their pending and later requests raise `AsrError`, so the call gets an empty result:
+    the flow's no_match path); the sessions pinned here stay usable: a replacement process is started at once,
+    and requests of utterances begun after the death wait for it (a start takes ~0.4 s). `epoch` counts the
+    processes: every request carries the epoch its utterance began in, and one from an older epoch fails.
+    If a replacement cannot start, requests fail fast and it is retried with a growing pause (1 s .. 30 s).
+    """
 
     def __init__(self, index: int, free_word_threshold: float, free_pool: int) -> None:
         self.index = index
         self.sessions = 0
+        self._argv = [sys.executable, "-m", "asr._ps_worker", "", repr(free_word_threshold), str(free_pool)]
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, CFuture[Any]] = {}  # sent to the current process, not answered yet
+        self._held: list[tuple[tuple[Any, ...], CFuture[Any]]] = []  # made while a replacement starts
+        self._out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.epoch = 0
+        self.alive = False
+        self.starting = True  # a process is being started: requests are held for it
+        self.stopping = False
+        self.restarts = 0
+        self.load_seconds = 0.0
+        self._spawn()
+
+    # ---- process lifecycle --------------------------------------------------------------------------
+    def _spawn(self) -> None:
         # A plain `python -m asr._ps_worker` over a socketpair rather than multiprocessing's spawn: spawn
         # re-runs the parent's __main__ module, which breaks any script that builds an engine unguarded.
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "asr._ps_worker", str(theirs.fileno()), repr(free_word_threshold), str(free_pool)],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-        theirs.close()
+        argv = list(self._argv)
+        argv[3] = str(theirs.fileno())
+        try:
+            self.process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        finally:
+            theirs.close()
         self._conn = Connection(ours.detach())
-        self._pending: dict[int, CFuture[Any]] = {}
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self._out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        self.alive = False
-        self.stopping = False
-        self.load_seconds = 0.0
 
     def wait_ready(self, timeout: float) -> None:
-        if not self._conn.poll(timeout):
-            self.process.kill()
-            raise AsrError(f"pocketsphinx worker {self.index} did not start within {timeout:.0f} s")
+        """Wait for the process started last to load its model, then serve requests (held ones first)."""
+        conn = self._conn
         try:
-            status, detail = self._conn.recv()
-        except EOFError:
-            raise AsrError(f"pocketsphinx worker {self.index} exited while starting") from None
-        if status != "ready":
-            raise AsrError(f"pocketsphinx worker {self.index} cannot start: {detail}")
+            if not conn.poll(timeout):
+                raise AsrError(f"pocketsphinx worker {self.index} did not start within {timeout:.0f} s")
+            try:
+                status, detail = conn.recv()
+            except (EOFError, OSError):
+                raise AsrError(f"pocketsphinx worker {self.index} exited while starting") from None
+            if status != "ready":
+                raise AsrError(f"pocketsphinx worker {self.index} cannot start: {detail}")
+        except (AsrError, OSError) as exc:  # OSError: the engine closed the connection while we waited
+            conn.close()
+            self.process.kill()
+            self.process.wait()
+            if isinstance(exc, AsrError):
+                raise
+            raise AsrError(f"pocketsphinx worker {self.index} stopped while starting") from exc
         self.load_seconds = float(detail)
-        self.alive = True
-        threading.Thread(target=self._write, name=f"asr-{self.index}-send", daemon=True).start()
-        threading.Thread(target=self._read, name=f"asr-{self.index}-recv", daemon=True).start()
+        out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        with self._lock:
+            stopped = self.stopping
+            if not stopped:
+                self._out = out
+                self.alive, self.starting = True, False
+                for msg, fut in self._held:
+                    self._pending[msg[2]] = fut
+                    out.put(msg)
+                self._held = []
+        if stopped:  # the engine closed while this replacement loaded
+            conn.close()
+            self.process.kill()
+            self.process.wait()
+            return
+        threading.Thread(target=self._write, args=(conn, out), name=f"asr-{self.index}-send", daemon=True).start()
+        threading.Thread(target=self._read, args=(conn, out), name=f"asr-{self.index}-recv", daemon=True).start()
 
-    def call(self, op: str, sid: int, arg: Any = None) -> CFuture[Any]:
+    def _restart(self, code: int | None) -> None:
+        """Runs on its own thread after the process died: start replacements until one comes up."""
+        pause = 1.0
+        while True:
+            started = time.perf_counter()
+            try:
+                if self.stopping:
+                    return
+                self._spawn()  # not under the lock: call() runs on the event loop and must never wait for a fork
+                self.wait_ready(_START_TIMEOUT)
+            except (AsrError, OSError) as exc:
+                with self._lock:
+                    held, self._held = self._held, []
+                    self.starting = False
+                for _, fut in held:
+                    _settle(fut, False, f"pocketsphinx worker {self.index} is restarting: {exc}")
+                if self.stopping:
+                    return
+                log.error("pocketsphinx worker %d: replacement failed (%s); next try in %.0f s", self.index, exc, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 30.0)
+                with self._lock:
+                    if self.stopping:
+                        return
+                    self.starting = True
+                continue
+            if self.stopping:
+                return
+            self.restarts += 1
+            log.warning(
+                "pocketsphinx worker %d replaced after exit code %s: pid %d, ready in %.1f s",
+                self.index, code, self.process.pid, time.perf_counter() - started,
+            )  # fmt: skip
+            return
+
+    # ---- requests -----------------------------------------------------------------------------------
+    def call(self, op: str, sid: int, arg: Any = None, epoch: int | None = None) -> CFuture[Any]:
+        """Send one request; `epoch`: the worker epoch the request's utterance began in (None: any)."""
         fut: CFuture[Any] = CFuture()
         with self._lock:
-            if not self.alive:
+            if epoch is not None and epoch != self.epoch:
+                fut.set_exception(AsrError(f"pocketsphinx worker {self.index} exited during this utterance"))
+                return fut
+            if self.stopping or not (self.alive or self.starting):
                 fut.set_exception(AsrError(f"pocketsphinx worker {self.index} is not running"))
                 return fut
             rid = next(self._ids)
+            msg = (op, sid, rid, arg)
+            if not self.alive:
+                self._held.append((msg, fut))
+                return fut
             self._pending[rid] = fut
-        self._out.put((op, sid, rid, arg))
+            out = self._out
+        out.put(msg)
         return fut
 
-    def _write(self) -> None:
-        while (msg := self._out.get()) is not None:
+    def _write(self, conn: Connection, out: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
+        while (msg := out.get()) is not None:
             try:
-                self._conn.send(msg)
+                conn.send(msg)
             except (OSError, ValueError):
-                break
+                break  # the reader sees the process die and fails what is pending
 
-    def _read(self) -> None:
+    def _read(self, conn: Connection, out: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
         while True:
             try:
-                rid, ok, payload = self._conn.recv()
+                rid, ok, payload = conn.recv()
             except (EOFError, OSError):
                 break
             with self._lock:
                 fut = self._pending.pop(rid, None)
-            if fut is None:
-                continue
-            if ok:
-                fut.set_result(payload)
-            else:
-                fut.set_exception(AsrError(f"pocketsphinx: {payload}"))
+            if fut is not None:
+                _settle(fut, ok, payload if ok else f"pocketsphinx: {payload}")
+        out.put(None)  # stops this process's writer
+        conn.close()
+        code = self.process.wait()
         with self._lock:
-            was_alive, self.alive = self.alive, False
+            self.alive = False
             pending, self._pending = list(self._pending.values()), {}
-        if was_alive and not self.stopping:
-            log.error("pocketsphinx worker %d exited (code %s)", self.index, self.process.poll())
+            restart = not self.stopping
+            if restart:
+                self.epoch += 1  # utterances begun so far are gone with the process
+                self.starting = True
         for fut in pending:
-            fut.set_exception(AsrError(f"pocketsphinx worker {self.index} exited"))
-        self._out.put(None)
+            _settle(fut, False, f"pocketsphinx worker {self.index} exited (code {code})")
+        if restart:
+            log.error(
+                "pocketsphinx worker %d (pid %d) exited with code %s: %d request(s) of its utterances in progress "
+                "failed; starting a replacement", self.index, self.process.pid, code, len(pending),
+            )  # fmt: skip
+            threading.Thread(target=self._restart, args=(code,), name=f"asr-{self.index}-restart", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self.stopping = True
-        self._out.put(None)
+        with self._lock:
+            self.stopping = True
+            held, self._held = self._held, []
+            out = self._out
+        for _, fut in held:
+            _settle(fut, False, f"pocketsphinx worker {self.index} is not running")
+        out.put(None)
         with contextlib.suppress(OSError, ValueError):
             self._conn.send(None)
         try:
@@ -152,25 +258,31 @@ def _log_warnings(fut: CFuture[Any]) -> None:
 
 
 class _RemoteDecoder:
-    """A session's `Decoder`: operations become requests to the session's worker process."""
+    """A session's `Decoder`: operations become requests to the session's worker process.
+
+    It remembers the worker epoch its utterance began in, so after a worker restart the rest of that
+    utterance fails instead of silently decoding nothing on the replacement; the next `start` goes on there.
+    """
 
     def __init__(self, worker: _WorkerProcess, sid: int) -> None:
         self._worker = worker
         self._sid = sid
+        self._epoch = worker.epoch
 
     def start(self, grammar: tuple[str, ...] | None) -> CFuture[None]:
-        fut = self._worker.call("start", self._sid, grammar)
+        self._epoch = self._worker.epoch
+        fut = self._worker.call("start", self._sid, grammar, self._epoch)
         fut.add_done_callback(_log_warnings)
         return fut
 
     def feed(self, pcm: bytes) -> CFuture[Result | None]:
-        return self._worker.call("feed", self._sid, pcm)
+        return self._worker.call("feed", self._sid, pcm, self._epoch)
 
     def end(self) -> CFuture[Result]:
-        return self._worker.call("end", self._sid)
+        return self._worker.call("end", self._sid, None, self._epoch)
 
     def abort(self) -> CFuture[None]:
-        return self._worker.call("abort", self._sid)
+        return self._worker.call("abort", self._sid)  # on a replacement it is a no-op: fine at any epoch
 
     def close(self) -> CFuture[None]:
         return self._worker.call("close", self._sid)
@@ -200,7 +312,13 @@ class PocketsphinxEngine:
 
     @property
     def worker_pids(self) -> list[int]:
+        """The current process of each worker (a replaced worker shows its replacement)."""
         return [w.process.pid for w in self._workers]
+
+    @property
+    def restarts(self) -> int:
+        """Worker processes replaced after they died, since the engine started."""
+        return sum(w.restarts for w in self._workers)
 
     def session(self, *, max_pending_ms: int | None = None) -> StreamingSession:
         """A call's session; `max_pending_ms` bounds its queued audio (default: the engine's, 5 s)."""
@@ -210,7 +328,8 @@ class PocketsphinxEngine:
         with self._lock:
             if self._closed:
                 raise AsrError("the pocketsphinx engine is closed")
-            live = [w for w in self._workers if w.alive]
+            # a worker whose replacement is starting takes sessions too: their requests wait for it
+            live = [w for w in self._workers if w.alive] or [w for w in self._workers if w.starting]
             if not live:
                 raise AsrError("no pocketsphinx worker is running (see the log for why they exited)")
             worker = min(live, key=lambda w: w.sessions)

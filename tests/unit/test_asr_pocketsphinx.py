@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -305,5 +306,70 @@ async def test_cancel_drops_an_early_result(engine: PocketsphinxEngine) -> None:
         session.begin(MENU)
         _push_all(session, telephone(flite("roaming", "rms")))
         assert (await session.finish()).text == "roaming"
+    finally:
+        await session.aclose()
+
+
+async def test_a_killed_worker_is_replaced_and_only_its_utterances_fail(caplog: pytest.LogCaptureFixture) -> None:
+    """SIGKILL one worker while two callers are mid-utterance: the utterance on it fails (the call then gets
+    an empty result: no_match), the other worker's caller is untouched, a replacement starts, and the caller
+    pinned to the dead worker is recognized again on it."""
+    caplog.set_level(logging.WARNING, logger="asr.pocketsphinx_backend")
+    eng = create_engine("pocketsphinx", workers=2)
+    assert isinstance(eng, PocketsphinxEngine)
+    a, b = eng.session(), eng.session()
+    try:
+        victim = a._decoder._worker  # type: ignore[attr-defined]
+        assert victim is not b._decoder._worker  # type: ignore[attr-defined]  # one session per worker
+        old_pid, other_pid = victim.process.pid, b._decoder._worker.process.pid  # type: ignore[attr-defined]
+        a.begin(MENU)
+        b.begin(MENU)
+        _push_all(a, telephone(flite("billing", "rms")))
+        _push_all(b, telephone(flite("roaming", "rms")))
+        os.kill(old_pid, signal.SIGKILL)
+        with pytest.raises(AsrError, match="exited"):
+            await a.finish()
+        assert (await b.finish()).text == "roaming"
+        # the same caller's next utterance goes to the replacement (its requests wait while it loads)
+        a.begin(MENU)
+        _push_all(a, telephone(flite("technical support", "slt")))
+        assert (await a.finish()).text == "Technical support"
+        assert eng.restarts == 1
+        assert old_pid not in eng.worker_pids and other_pid in eng.worker_pids
+        with pytest.raises(ProcessLookupError):
+            os.kill(old_pid, 0)
+        # new callers are spread over both workers again, the replaced one included
+        fresh = [eng.session() for _ in range(2)]
+        assert {s._decoder._worker for s in fresh} == set(eng._workers)  # type: ignore[attr-defined]
+        try:
+            for session, word in zip(fresh, ("yes", "no"), strict=True):
+                session.begin(MENU)
+                _push_all(session, telephone(flite(word, "awb")))
+            assert [(await s.finish()).text for s in fresh] == ["yes", "no"]
+        finally:
+            for session in fresh:
+                await session.aclose()
+    finally:
+        await a.aclose()
+        await b.aclose()
+        await eng.aclose()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"(pid {old_pid}) exited with code -9" in m for m in messages), messages
+    assert any("replaced after exit code -9" in m for m in messages), messages
+
+
+async def test_a_request_whose_waiter_gave_up_does_not_break_the_worker(engine: PocketsphinxEngine) -> None:
+    """The listener bounds every wait for a result (wait_for); a wait cancelled while the request is out
+    cancels its future, and the answer still arrives. Settling it must not kill the thread that answers
+    every other request of the worker."""
+    session = engine.session()
+    worker = session._decoder._worker  # type: ignore[attr-defined]
+    try:
+        given_up = worker.call("end", 10**9)  # an unknown session: answered with an empty result
+        assert given_up.cancel()
+        session.begin(MENU)
+        _push_all(session, telephone(flite("roaming", "rms")))
+        # (a hang guard, not a speed check: a dead answering thread would never resolve this)
+        assert (await asyncio.wait_for(session.finish(), 60)).text == "roaming"
     finally:
         await session.aclose()
