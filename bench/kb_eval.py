@@ -28,6 +28,7 @@ import yaml
 
 from bench.common import machine
 from bot import confidence
+from bot.context import ContextStore
 from bot.engine import KnowledgeBot
 from bot.interface import BotAnswer, BotRequest
 from bot.knowledge import KnowledgeEntry, parse
@@ -118,6 +119,7 @@ class Score:
 def evaluate(
     bot: KnowledgeBot, questions: list[Question], entries: dict[str, KnowledgeEntry]
 ) -> tuple[dict[tuple[str, str], Score], dict[tuple[str, str], list[str]], list[float]]:
+    bot.context = ContextStore()  # each run starts with no conversation history (sweeps reuse the ids)
     scores: dict[tuple[str, str], Score] = defaultdict(Score)
     misses: dict[tuple[str, str], list[str]] = defaultdict(list)
     latencies: list[float] = []
@@ -152,9 +154,10 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.5, steps: int = 50
 
 
 def fit(entries: list[KnowledgeEntry], questions: list[Question], max_wrong: float) -> dict[str, object]:
-    """Weights from plain rankings of dev questions; threshold and margin by a sweep of the whole bot on dev:
-    the most containment whose wrong-answer rate stays within `max_wrong`."""
-    bot = KnowledgeBot(entries)
+    """Weights from every candidate of the plain rankings of dev questions (label: is it the right entry);
+    threshold and margin by a sweep of the whole bot on dev: the most containment whose wrong-answer rate
+    stays within `max_wrong`."""
+    bot = KnowledgeBot(entries, calibrations={})
     by_id = {e.id: e for e in entries}
     result: dict[str, object] = {}
     for language in sorted({q.language for q in questions}):
@@ -163,25 +166,25 @@ def fit(entries: list[KnowledgeEntry], questions: list[Question], max_wrong: flo
         for q in dev:
             if q.expect == "handoff" or q.context:
                 continue
-            ranking = bot.index.rank(q.text, language)
-            rows.append(confidence.features(ranking))
-            labels.append(1.0 if ranking.top is not None and ranking.top.entry.id == q.expect else 0.0)
-        weights = _fit_logistic(np.asarray(rows), np.asarray(labels))
+            ranking = bot.index.rank(q.text, language, k=5)
+            for candidate in ranking.candidates:
+                rows.append(confidence.features(candidate, ranking))
+                labels.append(1.0 if candidate.entry.id == q.expect else 0.0)
+        weights = tuple(float(w) for w in _fit_logistic(np.asarray(rows), np.asarray(labels)))
         best: tuple[float, float, float, float] | None = None
         for threshold in np.arange(0.30, 0.96, 0.025):
-            for min_margin in (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3):
-                bot.calibrations = {language: confidence.Calibration(tuple(weights), float(threshold), min_margin)}
+            for min_margin in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
+                bot.calibrations = {language: confidence.Calibration(weights, float(threshold), min_margin)}
                 scores, _, _ = evaluate(bot, dev, by_id)
                 score = scores[(language, "dev")]
                 contained = score.contained / max(1, score.in_scope)
                 wrong = score.wrong / max(1, score.total)
-                key = (contained - wrong, -threshold)
-                if wrong <= max_wrong and (best is None or key > (best[0], -best[1])):
+                if wrong <= max_wrong and (best is None or (contained, -threshold) > (best[3], -best[1])):
                     best = (contained - wrong, float(threshold), min_margin, contained)
         if best is None:
             best = (0.0, 0.95, 0.3, 0.0)
         result[language] = {
-            "weights": [round(float(w), 4) for w in weights], "threshold": round(best[1], 3),
+            "weights": [round(w, 4) for w in weights], "threshold": round(best[1], 3),
             "min_margin": best[2], "dev_containment": round(best[3], 4), "dev_questions": len(dev),
         }  # fmt: skip
     return result
@@ -208,6 +211,7 @@ def main() -> None:
         confidence.load.cache_clear()
         print(f"wrote {confidence.CALIBRATION_FILE.relative_to(ROOT)}: {json.dumps(fitted)}")
     started = time.perf_counter()
+    confidence.load.cache_clear()
     bot = KnowledgeBot(entries)
     print(f"index built in {(time.perf_counter() - started) * 1000:.0f} ms")
     scores, misses, latencies = evaluate(bot, questions, {e.id: e for e in entries})

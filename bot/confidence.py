@@ -1,11 +1,13 @@
-"""Calibrated confidence: the probability that the top-ranked entry is the right answer.
+"""Calibrated confidence: the probability that a candidate entry is the right answer to the question.
 
-Raw BM25 scores are not probabilities and are not comparable between questions, so the decision uses a
-logistic model over scale-free features of the ranking (how much of the question the entry explains, how
-much of the entry's question was matched, how far ahead of the runner-up it is, words no entry knows).
-Its weights are fitted per language on the dev half of the evaluation set (`python -m bench.kb_eval --fit`,
-which writes `calibration.json`); the test half is only ever reported. With no fitted file the defaults
-below, fitted the same way once, are used.
+Raw scores are not probabilities and are not comparable between questions, so every candidate the two
+views propose (BM25 and centroid similarity, `bot.retrieval`) is scored by a logistic model over
+scale-free features: its share of the best BM25 score and its lead, how much of the question it explains,
+how much of its best question was matched, the most important caller word it does not use, its
+similarity and similarity lead, and how much of the question no entry knows. The bot answers with the most
+probable candidate, and only when that probability clears the threshold and the runner-up is clearly
+behind. Weights, threshold and margin are fitted per language on the dev half of the evaluation set
+(`python -m bench.kb_eval --fit` writes `calibration.json`); the test half is only ever reported.
 """
 
 from __future__ import annotations
@@ -16,62 +18,62 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from bot.retrieval import Ranking
+from bot.retrieval import Candidate, Ranking
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-FEATURES = ("bias", "query_coverage", "doc_coverage", "margin", "log_score", "unknown_share", "few_terms")
+FEATURES = (
+    "bias", "score_share", "score_lead", "query_coverage", "doc_coverage", "unexplained", "similarity",
+    "similarity_lead", "unknown_share", "log_score",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Calibration:
     weights: tuple[float, ...]
     threshold: float  # answer only at or above this probability
-    min_margin: float  # and only when the runner-up is at least this far behind (relative score)
+    min_margin: float  # ... and only when the runner-up's probability is at least this much lower
 
     def probability(self, values: tuple[float, ...]) -> float:
         z = sum(w * x for w, x in zip(self.weights, values, strict=True))
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
-DEFAULT = Calibration(weights=(-6.0, 5.0, 2.0, 3.0, 0.5, -3.0, -0.5), threshold=0.5, min_margin=0.1)
+# Used when no fitted file exists (a fit on the shipped evaluation set, rounded).
+DEFAULT = Calibration(weights=(-5.9, 1.1, 0.8, 0.8, -0.6, 0.0, 0.9, 3.3, -1.5, 1.8), threshold=0.75, min_margin=0.1)
 
 
-def features(ranking: Ranking) -> tuple[float, ...]:
-    top = ranking.top
-    if top is None:
-        return (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0)
-    second = ranking.candidates[1].score if len(ranking.candidates) > 1 else 0.0
+def features(candidate: Candidate, ranking: Ranking) -> tuple[float, ...]:
     words = [t for t in dict.fromkeys(ranking.terms) if t.startswith("w:")]
     unknown_share = len(ranking.unknown_terms) / len(words) if words else 1.0
     return (
         1.0,
-        top.query_coverage,
-        top.doc_coverage,
-        margin(ranking),
-        math.log1p(top.score) if second >= 0 else 0.0,
+        candidate.score_share,
+        math.log1p(candidate.score_lead),
+        candidate.query_coverage,
+        candidate.doc_coverage,
+        candidate.unexplained,
+        candidate.similarity,
+        candidate.similarity_lead,
         unknown_share,
-        1.0 if len(words) <= 1 else 0.0,
+        math.log1p(candidate.score),
     )
 
 
-def margin(ranking: Ranking) -> float:
-    """How far the best entry is ahead of the runner-up, relative to its score (1 = no runner-up)."""
-    if not ranking.candidates:
-        return 0.0
-    if len(ranking.candidates) == 1:
-        return 1.0
-    first, second = ranking.candidates[0].score, ranking.candidates[1].score
-    return (first - second) / first if first > 0 else 0.0
+def scored(ranking: Ranking, calibration: Calibration) -> list[tuple[float, Candidate]]:
+    """Every candidate with its probability, most probable first."""
+    pairs = [(calibration.probability(features(c, ranking)), c) for c in ranking.candidates]
+    return sorted(pairs, key=lambda pair: -pair[0])
 
 
 @lru_cache(maxsize=4)
 def load(path: Path = CALIBRATION_FILE) -> dict[str, Calibration]:
-    """Per-language calibrations from the fitted file (missing file or language: `DEFAULT`)."""
+    """Per-language calibrations from the fitted file (missing file, language or stale features: `DEFAULT`)."""
     if not path.exists():
         return {}
     data = json.loads(path.read_text())
+    if tuple(data.get("features", ())) != FEATURES:
+        return {}
     return {
         language: Calibration(tuple(c["weights"]), float(c["threshold"]), float(c["min_margin"]))
         for language, c in data.get("languages", {}).items()
-        if len(c["weights"]) == len(FEATURES)
     }

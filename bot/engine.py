@@ -25,7 +25,7 @@ from bot.context import ContextStore, Topic
 from bot.handoff import is_handoff_request
 from bot.interface import BotAnswer, BotRequest, Suggestion
 from bot.knowledge import KnowledgeEntry
-from bot.retrieval import KnowledgeIndex, Ranking
+from bot.retrieval import Candidate, KnowledgeIndex, Ranking
 from bot.text import normalize
 
 _FOLLOW_UP = re.compile(
@@ -40,9 +40,14 @@ _CHOICE_INDEX = {"1": 0, "one": 0, "first": 0, "第一个": 0, "一": 0, "2": 1,
 @dataclass(frozen=True)
 class Reading:
     ranking: Ranking
-    probability: float
-    margin: float
+    best: Candidate | None
+    probability: float  # of `best` being right
+    runner_up: float  # probability of the next most probable candidate
     context: str | None = None
+
+    @property
+    def margin(self) -> float:
+        return self.probability - self.runner_up
 
 
 class KnowledgeBot:
@@ -79,18 +84,21 @@ class KnowledgeBot:
             return BotAnswer(chosen.id, chosen.answer, 1.0, extra={"context": "clarified"})
         reading = self._read(index, text, request.language, topic)
         calibration = self.calibration(request.language)
-        top = reading.ranking.top
+        best = reading.best
         if (
-            top is not None
+            best is not None
             and reading.probability >= calibration.threshold
             and reading.margin >= calibration.min_margin
         ):
-            self.context.remember(request.conversation_id, entry_id=top.entry.id)
+            self.context.remember(request.conversation_id, entry_id=best.entry.id)
             extra = {"context": reading.context} if reading.context else {}
-            return BotAnswer(top.entry.id, top.entry.answer, reading.probability, extra=extra)
+            return BotAnswer(best.entry.id, best.entry.answer, reading.probability, extra=extra)
         suggestions = self._suggestions(reading, calibration)
         self.context.remember(request.conversation_id, entry_id=None, suggestions=suggestions)
         return BotAnswer(None, None, reading.probability, suggestions=suggestions)
+
+    def calibration(self, language: str) -> confidence.Calibration:
+        return self.calibrations.get(language, confidence.DEFAULT)
 
     # ---- steps -------------------------------------------------------------------------------------------
     def _read(self, index: KnowledgeIndex, text: str, language: str, topic: Topic | None) -> Reading:
@@ -102,19 +110,17 @@ class KnowledgeBot:
         looks_like_follow_up = bool(_FOLLOW_UP.search(normalize(text)))
         if plain.probability >= calibration.threshold and not looks_like_follow_up:
             return plain  # a complete question of its own: no need for the previous topic
-        topic_terms = index.terms(" ".join((*previous.tags, previous.questions[0])), language)
-        folded = self._reading(index.rank(text, language, extra_terms=topic_terms), language, previous.id)
-        folded_top = folded.ranking.top
-        if folded_top is None or folded_top.entry.id == previous.id:
-            return plain  # the topic only pulled the question back to what was already answered
+        context = " ".join((*previous.tags, previous.questions[0]))
+        # the previous topic's own terms favour the entry already answered; a follow-up asks something new
+        ranking = index.rank(text, language, context=context, exclude=previous.id)
+        folded = self._reading(ranking, language, previous.id)
         return folded if folded.probability > plain.probability else plain
 
-    def calibration(self, language: str) -> confidence.Calibration:
-        return self.calibrations.get(language, confidence.DEFAULT)
-
     def _reading(self, ranking: Ranking, language: str, context: str | None = None) -> Reading:
-        probability = self.calibration(language).probability(confidence.features(ranking))
-        return Reading(ranking, probability, confidence.margin(ranking), context)
+        ranked = confidence.scored(ranking, self.calibration(language))
+        if not ranked:
+            return Reading(ranking, None, 0.0, 0.0, context)
+        return Reading(ranking, ranked[0][1], ranked[0][0], ranked[1][0] if len(ranked) > 1 else 0.0, context)
 
     def _choice(self, text: str, topic: Topic | None, index: KnowledgeIndex) -> KnowledgeEntry | None:
         if topic is None or not topic.suggestions:
@@ -131,9 +137,8 @@ class KnowledgeBot:
         return None
 
     def _suggestions(self, reading: Reading, calibration: confidence.Calibration) -> tuple[Suggestion, ...]:
-        candidates = reading.ranking.candidates
-        if len(candidates) < 2 or reading.margin >= calibration.min_margin:
+        """The two most probable entries, when both are plausible and too close to choose between."""
+        if reading.margin >= calibration.min_margin or reading.runner_up < self.suggestion_floor:
             return ()
-        if reading.probability < self.suggestion_floor:
-            return ()
-        return tuple(Suggestion(c.entry.id, c.question) for c in candidates[:2])
+        ranked = confidence.scored(reading.ranking, calibration)[:2]
+        return tuple(Suggestion(c.entry.id, c.question) for _, c in ranked)

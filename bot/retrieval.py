@@ -19,6 +19,7 @@ import bm25s
 import numpy as np
 
 from bot.knowledge import KnowledgeEntry
+from bot.similarity import CentroidView
 from bot.text import Analyzer, ChineseAnalyzer, EnglishAnalyzer
 
 
@@ -29,12 +30,17 @@ class Candidate:
     question: str  # the entry's question that matched best
     query_coverage: float  # share of the question's term weight found in that question (0..1)
     doc_coverage: float  # share of that question's term weight the caller's words matched (0..1)
+    unexplained: float  # weight of the most important caller word the entry does not use (0..1)
+    similarity: float = 0.0  # cosine to the entry's centroid (bot.similarity), 0..1
+    score_share: float = 0.0  # BM25 score / the best entry's (1 for the BM25 winner)
+    score_lead: float = 0.0  # BM25 points ahead of the best other entry (0 if behind)
+    similarity_lead: float = 0.0  # similarity minus the best other entry's (negative if behind)
 
 
 @dataclass(frozen=True, slots=True)
 class Ranking:
     terms: tuple[str, ...]
-    candidates: tuple[Candidate, ...]  # best first, one per entry
+    candidates: tuple[Candidate, ...]  # BM25's best and the similarity view's best, one per entry, by BM25
     unknown_terms: tuple[str, ...]  # content words no entry of this language uses
 
     @property
@@ -71,6 +77,7 @@ class _LanguageIndex:
         self.doc_terms = [Counter(doc) for doc in question_docs]
         self.entry_terms = [set(doc) for doc in entry_docs]
         self.doc_entry_array = np.asarray(self.doc_entry, dtype=np.int64)
+        self.position = {entry.id: i for i, entry in enumerate(self.entries)}
         # an entry's questions are contiguous documents: [first_doc[i], first_doc[i + 1])
         self.first_doc = np.searchsorted(self.doc_entry_array, np.arange(len(self.entries) + 1))
         df: Counter[str] = Counter()
@@ -84,9 +91,16 @@ class _LanguageIndex:
                 self.idf.setdefault(term, math.log(1 + (n + 0.5) / 1.5))
         self.unknown_idf = math.log(1 + (n + 0.5) / 0.5)
         self.doc_mass = [sum(self.idf[t] for t in counts) for counts in self.doc_terms]
+        self.vocabulary = analyzer.vocabulary([*(q for e in entries for q in e.questions), *(e.answer for e in entries),
+                                               *(t for e in entries for t in e.tags)])  # fmt: skip
         self.questions = self._bm25(question_docs)
         self.topics = self._bm25(entry_docs)
         self.answers = self._bm25(answer_docs)
+        texts = [*self.doc_question, *(e.answer for e in self.entries)]
+        self.similarity = CentroidView(
+            [*question_docs, *answer_docs], [analyzer.canonical(t) for t in texts],
+            [*self.doc_entry, *range(len(self.entries))], len(self.entries),
+        )  # fmt: skip
 
     @staticmethod
     def _bm25(docs: list[list[str]]) -> bm25s.BM25:
@@ -95,38 +109,66 @@ class _LanguageIndex:
             index.index(docs, show_progress=False)
         return index
 
-    def rank(self, terms: list[str], *, k: int) -> Ranking:
+    def rank(self, terms: list[str], text: str, *, k: int, exclude: str | None = None) -> Ranking:
+        """`terms`: the analysed question (with any context terms); `text`: its canonical text; `exclude`: an
+        entry that must not be proposed (and does not count as a competitor)."""
         unknown = tuple(t for t in dict.fromkeys(terms) if t not in self.idf and t.startswith("w:"))
         known = [t for t in terms if t in self.idf]
-        if not known or not self.doc_entry:
+        if not self.doc_entry:
             return Ranking(tuple(terms), (), unknown)
-        per_question = self.questions.get_scores(known)
-        best_question = np.zeros(len(self.entries))
-        np.maximum.at(best_question, self.doc_entry_array, per_question)
-        scores = (
-            best_question
-            + ENTRY_WEIGHT * self.topics.get_scores(known)
-            + ANSWER_WEIGHT * self.answers.get_scores(known)
-        )
-        order = np.argsort(-scores, kind="stable")[:k]
-        order = order[scores[order] > 0]
+        similarity = self.similarity.similarities(terms, text)
+        if known:
+            per_question = self.questions.get_scores(known)
+            best_question = np.zeros(len(self.entries))
+            np.maximum.at(best_question, self.doc_entry_array, per_question)
+            scores = (
+                best_question
+                + ENTRY_WEIGHT * self.topics.get_scores(known)
+                + ANSWER_WEIGHT * self.answers.get_scores(known)
+            )
+        else:
+            per_question = np.zeros(len(self.doc_entry))
+            scores = np.zeros(len(self.entries))
+        if exclude is not None and exclude in self.position:
+            scores[self.position[exclude]] = 0.0
+            similarity[self.position[exclude]] = 0.0
+        by_score = np.argsort(-scores, kind="stable")[:k]
+        by_similarity = np.argsort(-similarity, kind="stable")[:k]
+        pool = [
+            int(i)
+            for i in dict.fromkeys([*by_score[scores[by_score] > 0], *by_similarity[similarity[by_similarity] > 0]])
+        ]
+        if not pool:
+            return Ranking(tuple(terms), (), unknown)
+        top_two = np.sort(scores)[-2:] if len(scores) > 1 else np.array([0.0, scores.max()])
+        sim_two = np.sort(similarity)[-2:] if len(similarity) > 1 else np.array([0.0, similarity.max()])
         query_terms = set(terms)
         # Unknown Chinese bigrams/pinyin are mostly segment boundaries, not topic words: only whole words
         # that no entry uses count against the question.
         query_mass = sum(self.idf.get(t, self.unknown_idf if t.startswith("w:") else 0.0) for t in query_terms)
         candidates = []
-        for entry_index in order:
+        for entry_index in sorted(pool, key=lambda i: -scores[i]):
             first, last = int(self.first_doc[entry_index]), int(self.first_doc[entry_index + 1])
             doc = first + int(np.argmax(per_question[first:last]))  # its best question, for coverage and display
             explained = sum(self.idf[t] for t in query_terms if t in self.entry_terms[entry_index])
             matched = sum(self.idf[t] for t in query_terms if t in self.doc_terms[doc])
+            missing = [self.idf.get(t, self.unknown_idf) for t in query_terms
+                       if t.startswith("w:") and t not in self.entry_terms[entry_index]]  # fmt: skip
+            score, sim = float(scores[entry_index]), float(similarity[entry_index])
+            best_other = top_two[0] if score >= top_two[1] else top_two[1]
+            best_other_sim = sim_two[0] if sim >= sim_two[1] else sim_two[1]
             candidates.append(
                 Candidate(
-                    entry=self.entries[int(entry_index)],
-                    score=float(scores[entry_index]),
+                    entry=self.entries[entry_index],
+                    score=score,
                     question=self.doc_question[doc],
                     query_coverage=explained / query_mass if query_mass else 0.0,
                     doc_coverage=matched / self.doc_mass[doc] if self.doc_mass[doc] else 0.0,
+                    unexplained=max(missing, default=0.0) / self.unknown_idf,
+                    similarity=sim,
+                    score_share=score / top_two[1] if top_two[1] > 0 else 0.0,
+                    score_lead=max(0.0, score - float(best_other)),
+                    similarity_lead=sim - float(best_other_sim),
                 )
             )
         return Ranking(tuple(terms), tuple(candidates), unknown)
@@ -161,14 +203,21 @@ class KnowledgeIndex:
         return sorted(self._indexes)
 
     def terms(self, text: str, language: str) -> list[str]:
-        return self.analyzer(language).terms(text)
-
-    def rank(self, text: str, language: str, *, k: int = 5, extra_terms: Sequence[str] = ()) -> Ranking:
+        """A caller's words as index terms, with split and mis-heard words repaired against this language's
+        knowledge-base vocabulary."""
         index = self._indexes.get(language)
-        terms = self.terms(text, language) + list(extra_terms)
+        return self.analyzer(language).terms(text, index.vocabulary if index else None)
+
+    def rank(
+        self, text: str, language: str, *, k: int = 5, context: str = "", exclude: str | None = None
+    ) -> Ranking:
+        """Candidates for the question; `context` (the previous topic's text) is read as part of it."""
+        index = self._indexes.get(language)
+        terms = self.terms(text, language) + (self.terms(context, language) if context else [])
         if index is None:
             return Ranking(tuple(terms), (), ())
-        return index.rank(terms, k=k)
+        canonical = self.analyzer(language).canonical(f"{text} {context}" if context else text)
+        return index.rank(terms, canonical, k=k, exclude=exclude)
 
     def __len__(self) -> int:
         return len(self.entries)

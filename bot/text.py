@@ -25,6 +25,8 @@ from typing import Protocol
 
 import yaml
 
+from bot.repair import Vocabulary
+
 LEXICON_FILE = Path(__file__).with_name("lexicon.yaml")
 
 
@@ -42,7 +44,11 @@ _LATIN_OR_DIGIT = re.compile(r"[a-z0-9]+(?:[ '-][a-z0-9]+)*")
 class Analyzer(Protocol):
     language: str
 
-    def terms(self, text: str) -> list[str]: ...
+    def canonical(self, text: str) -> str: ...
+
+    def terms(self, text: str, vocabulary: Vocabulary | None = None) -> list[str]: ...
+
+    def vocabulary(self, texts: Iterable[str]) -> Vocabulary: ...
 
 
 def normalize(text: str) -> str:
@@ -108,12 +114,25 @@ class EnglishAnalyzer:
             text = self._rewrite.sub(lambda m: self._mapping[m.group(0)], text)
         return text
 
-    def words(self, text: str) -> list[str]:
-        """Content words, stemmed, without family prefix (the Chinese analyzer reuses it for Latin runs)."""
-        return [self._stem(w) for w in _WORD.findall(self.canonical(text)) if w not in self._stop]
+    def tokens(self, text: str) -> list[str]:
+        """Surface words after normalisation and synonyms, stop words included (repair needs them)."""
+        return _WORD.findall(self.canonical(text))
 
-    def terms(self, text: str) -> list[str]:
-        return ["w:" + w for w in self.words(text)]
+    def words(self, text: str, vocabulary: Vocabulary | None = None) -> list[str]:
+        """Content words, stemmed, without family prefix (the Chinese analyzer reuses it for Latin runs).
+
+        With a `vocabulary` (questions, not knowledge-base text) split and mis-heard words are repaired first.
+        """
+        tokens = self.tokens(text)
+        if vocabulary is not None:
+            tokens = vocabulary.repair(tokens)
+        return [self._stem(w) for w in tokens if w not in self._stop]
+
+    def vocabulary(self, texts: Iterable[str]) -> Vocabulary:
+        return Vocabulary((w for text in texts for w in self.tokens(text)), self._stem, self._stop)
+
+    def terms(self, text: str, vocabulary: Vocabulary | None = None) -> list[str]:
+        return ["w:" + w for w in self.words(text, vocabulary)]
 
 
 _jieba_lock = threading.Lock()
@@ -152,12 +171,15 @@ class ChineseAnalyzer:
             text = self._rewrite.sub(lambda m: self._mapping[m.group(0)], text)
         return text
 
-    def terms(self, text: str) -> list[str]:
+    def vocabulary(self, texts: Iterable[str]) -> Vocabulary:
+        return self._english.vocabulary(_LATIN_OR_DIGIT.findall(" ".join(self.canonical(t) for t in texts)))
+
+    def terms(self, text: str, vocabulary: Vocabulary | None = None) -> list[str]:
         text = self.canonical(text)
         terms: list[str] = []
         for latin in _LATIN_OR_DIGIT.findall(text):
             # all three families, so a Latin word (eSIM, PUK) weighs as much as a Chinese one
-            for word in self._english.words(latin):
+            for word in self._english.words(latin, vocabulary):
                 terms.extend(("w:" + word, "b:" + word, "p:" + word))
         for run in _CJK.findall(text):
             words = [w for w in self._jieba.lcut(run) if w.strip() and w not in self._stop]
