@@ -3,9 +3,15 @@
 One sipp caller streams N turns of flite speech ("billing", "support", ...) each followed by silence into a
 flow that recognizes the word (menu grammar, 300 ms endpointing) and answers with a short prompt. tcpdump
 captures both directions on loopback; for every turn we take the caller's last voiced packet and our first
-non-silent packet after it. Prints p50 / p95 / max over the turns.
+voiced packet after it. Prints p50 / p95 / max / min over the turns, overall and per word.
 
-    python -m bench.reply_latency [--turns 50]
+Which packet is "voiced": a burst of speech (the caller's word, our reply) is found as packets louder than
+RMS 400 (-38 dBFS); within it, a packet carries speech when it is within 30 dB of the burst's loudest packet
+(the weakest speech sounds, /f/ /θ/, are ~28 dB below the strongest). RMS 400 alone ended "support" before
+its final /t/: that release reaches RMS 340-380 (22 dB below the word's peak), so the caller's last 40-60 ms
+of speech were counted as our delay. The old measure (first/last packet above RMS 400) is printed too.
+
+    python -m bench.reply_latency [--turns 50] [--keep DIR]
 
 Needs root (tcpdump), sipp, flite and tcpdump (scripts/install.sh --test).
 """
@@ -13,6 +19,7 @@ Needs root (tcpdump), sipp, flite and tcpdump (scripts/install.sh --test).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -61,22 +68,32 @@ def flite_word(word: str, workdir: Path) -> np.ndarray:
     return np.clip(soxr.resample(pcm.astype(np.float32), rate, 8000), -32768, 32767).astype(np.int16)
 
 
-def loud(payload: bytes, threshold: float = 400.0) -> bool:
+LOUD_RMS = 400.0  # what surely is speech: finds the bursts
+SPEECH_DB = 30.0  # within a burst, packets this close to its loudest carry speech
+GAP = 0.5  # seconds without a loud packet that end a burst
+
+
+def rms(payload: bytes) -> float:
     pcm = ulaw_decode(payload).astype(np.float64)
-    return float(np.sqrt(np.mean(pcm * pcm))) > threshold
+    return float(np.sqrt(np.mean(pcm * pcm)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--gap", type=float, default=2.4, help="seconds of silence after each word")
+    parser.add_argument("--keep", type=Path, help="keep the capture, server log and database in this directory")
     args = parser.parse_args()
     for tool in ("sipp", "tcpdump", "flite"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found: run scripts/install.sh --test")
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory(prefix="hotline-latency-") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            workdir = args.keep
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hotline-latency-")))
         flows = workdir / "flows"
         flows.mkdir()
         (flows / "latency.yaml").write_text(FLOW)
@@ -112,38 +129,67 @@ def main() -> None:
             tcpdump.wait(timeout=10)
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=20)
-        latencies = measure([(t, src, dst, udp[12:]) for t, src, dst, udp in read_udp(capture) if len(udp) > 12])
-    if not latencies:
+        packets = [(t, src, dst, udp[12:]) for t, src, dst, udp in read_udp(capture) if len(udp) > 12]
+    turns = measure(packets)
+    if not turns:
         raise SystemExit("no turns measured")
+    print(f"turns measured: {len(turns)} of {args.turns}")
+    report("end of speech -> first reply packet", [ms for _, ms in turns])
+    for i, word in enumerate(WORDS):
+        report(f"  {word}", [ms for turn, ms in turns if turn % len(WORDS) == i])
+    report("(old measure, RMS > 400 both ways)", [ms for _, ms in measure(packets, relative=False)])
+
+
+def report(label: str, latencies: list[float]) -> None:
     values = np.asarray(latencies)
-    print(f"turns measured: {len(values)} of {args.turns}")
-    print(f"end of speech -> first reply packet: p50 {np.percentile(values, 50):.0f} ms, "
-          f"p95 {np.percentile(values, 95):.0f} ms, max {values.max():.0f} ms, min {values.min():.0f} ms")
+    print(f"{label}: p50 {np.percentile(values, 50):.0f} ms, p95 {np.percentile(values, 95):.0f} ms, "
+          f"max {values.max():.0f} ms, min {values.min():.0f} ms ({len(values)} turns)")
 
 
-def measure(packets: list[tuple[float, int, int, bytes]]) -> list[float]:
-    inbound = [(t, loud(p)) for t, src, dst, p in packets if RTP[0] <= dst <= RTP[1] and len(p) == 160]
-    outbound = [(t, loud(p)) for t, src, dst, p in packets if RTP[0] <= src <= RTP[1] and len(p) == 160]
-    # the caller's speech bursts: a voiced packet followed by >= 500 ms without one ends a turn
-    ends: list[float] = []
-    last_voiced: float | None = None
-    for t, voiced in inbound:
-        if voiced:
-            last_voiced = t
-        elif last_voiced is not None and t - last_voiced >= 0.5:
-            ends.append(last_voiced)
-            last_voiced = None
-    latencies = []
-    out_index = 0
-    for end in ends:
-        while out_index < len(outbound) and outbound[out_index][0] <= end:
-            out_index += 1
-        for t, voiced in outbound[out_index:]:
-            if voiced:
-                if t - end < 2.0:
-                    latencies.append((t - end) * 1000)
-                break
-    return latencies
+Stream = list[tuple[float, float]]  # (capture time, RMS) per 20 ms packet
+
+
+def bursts(stream: Stream) -> list[Stream]:
+    """Runs of speech: from a loud packet to the last loud one before >= GAP s without one."""
+    out: list[Stream] = []
+    start: int | None = None
+    last = 0
+    for i, (t, level) in enumerate(stream):
+        if level > LOUD_RMS:
+            if start is None:
+                start = i
+            last = i
+        elif start is not None and t - stream[last][0] >= GAP:
+            out.append(stream[start:i])
+            start = None
+    return out
+
+
+def speech(burst: Stream, around: Stream | None = None) -> list[float]:
+    """Times of the packets (of `around`, default the burst itself) that carry speech: within SPEECH_DB of
+    the burst's loudest packet."""
+    floor = max(level for _, level in burst) * 10 ** (-SPEECH_DB / 20)
+    return [t for t, level in (around or burst) if level >= floor]
+
+
+def measure(packets: list[tuple[float, int, int, bytes]], *, relative: bool = True) -> list[tuple[int, float]]:
+    """(turn number, ms from the caller's last voiced packet to our first voiced packet) per answered turn."""
+    inbound = [(t, rms(p)) for t, src, dst, p in packets if RTP[0] <= dst <= RTP[1] and len(p) == 160]
+    outbound = [(t, rms(p)) for t, src, dst, p in packets if RTP[0] <= src <= RTP[1] and len(p) == 160]
+    replies = bursts(outbound)
+    turns = []
+    for n, burst in enumerate(bursts(inbound)):
+        end = max(speech(burst)) if relative else max(t for t, level in burst if level > LOUD_RMS)
+        reply = next((b for b in replies if b[-1][0] > end), None)
+        if reply is None:
+            continue
+        # the reply's quiet onset (before its first loud packet) counts as speech too, if it is within range
+        window = [(t, level) for t, level in outbound if end < t <= reply[-1][0]]
+        voiced = speech(reply, window) if relative else [t for t, level in reply if level > LOUD_RMS]
+        start = next((t for t in voiced if t > end), None)
+        if start is not None and start - end < 2.0:
+            turns.append((n, (start - end) * 1000))
+    return turns
 
 
 if __name__ == "__main__":
