@@ -10,8 +10,9 @@ WITH_TEST=0
 
 # Debian packages. Runtime: espeak-ng is the voice behind pyttsx3 (libespeak-ng1), flite an alternative voice.
 APT_RUNTIME=(espeak-ng libespeak-ng1 flite python3-venv)
-# Tests: real SIP peers (sipp, baresip), sox for audio checks, tcpdump for RTP timing in benchmarks.
-APT_TEST=(sip-tester baresip baresip-core sox tcpdump)
+# Tests: real SIP peers (sipp, baresip), sox for audio checks, tcpdump for RTP timing in benchmarks, chromium for
+# the chat page (driven by the playwright package with executable_path=/usr/bin/chromium; no browser download).
+APT_TEST=(sip-tester baresip baresip-core sox tcpdump chromium)
 
 wanted=("${APT_RUNTIME[@]}")
 (( WITH_TEST )) && wanted+=("${APT_TEST[@]}")
