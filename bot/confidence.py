@@ -23,7 +23,7 @@ from bot.retrieval import Candidate, Ranking
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 FEATURES = (
     "bias", "score_share", "score_lead", "query_coverage", "doc_coverage", "unexplained", "similarity",
-    "similarity_lead", "unknown_share", "log_score",
+    "similarity_lead", "unknown_share", "log_score", "coverage_lead",
 )  # fmt: skip
 
 
@@ -39,7 +39,7 @@ class Calibration:
 
 
 # Used when no fitted file exists (a fit on the shipped evaluation set, rounded).
-DEFAULT = Calibration(weights=(-5.9, 1.1, 0.8, 0.8, -0.6, 0.0, 0.9, 3.3, -1.5, 1.8), threshold=0.75, min_margin=0.1)
+DEFAULT = Calibration(weights=(-7.1, 2.6, 1.9, 1.1, 0.1, 0.1, 1.2, 2.6, -0.8, 1.2, 0.0), threshold=0.75, min_margin=0.0)
 
 
 def features(candidate: Candidate, ranking: Ranking) -> tuple[float, ...]:
@@ -56,6 +56,7 @@ def features(candidate: Candidate, ranking: Ranking) -> tuple[float, ...]:
         candidate.similarity_lead,
         unknown_share,
         math.log1p(candidate.score),
+        candidate.coverage_lead,
     )
 
 

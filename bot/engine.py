@@ -2,12 +2,13 @@
 
 Order of decisions for one question:
 1. an explicit request for a person is a handoff, whatever else was said;
-2. an answer to our own clarifying question ("the first one") picks that entry;
+2. an answer to our own clarifying question ("the first one") picks that entry, and a question with
+   exactly the words of one canonical question gets that entry;
 3. the question is ranked against the knowledge base; a follow-up ("and how much is it?") is ranked again
    with the previous topic of the conversation folded in, and the better-supported reading wins;
 4. the calibrated confidence must reach the threshold and the best entry must be clearly ahead of the
-   runner-up; otherwise there is no answer. When two entries are close and both plausible, the answer
-   carries them as suggestions (chat asks "did you mean...?"; voice takes the no-answer exit).
+   runner-up; otherwise there is no answer. When several entries are plausible but none is sure, the
+   answer carries them as suggestions (chat asks "did you mean...?"; voice takes the no-answer exit).
 
 Ranking is CPU work (about a millisecond); `ask` runs it on a worker thread so the event loop carrying the
 calls' media never waits for it.
@@ -37,6 +38,9 @@ _CHOICE_INDEX = {"1": 0, "one": 0, "first": 0, "第一个": 0, "一": 0, "2": 1,
                  "第二个": 1, "二": 1, "3": 2, "three": 2, "third": 2, "第三个": 2, "三": 2}  # fmt: skip
 
 
+EXACT_CONFIDENCE = 0.99  # the caller said one of the entry's own questions (same words, after analysis)
+
+
 @dataclass(frozen=True)
 class Reading:
     ranking: Ranking
@@ -57,7 +61,7 @@ class KnowledgeBot:
     ) -> None:  # fmt: skip
         self.index = KnowledgeIndex(entries)
         self.calibrations = confidence.load() if calibrations is None else calibrations
-        self.context = context or ContextStore()
+        self.context = context if context is not None else ContextStore()
         self.suggestion_floor = suggestion_floor  # both candidates at least this likely to offer a choice
         self.revision: int | None = None
 
@@ -82,6 +86,10 @@ class KnowledgeBot:
         if chosen is not None:
             self.context.remember(request.conversation_id, entry_id=chosen.id)
             return BotAnswer(chosen.id, chosen.answer, 1.0, extra={"context": "clarified"})
+        exact = index.exact_match(text, request.language)
+        if exact is not None:
+            self.context.remember(request.conversation_id, entry_id=exact.id)
+            return BotAnswer(exact.id, exact.answer, EXACT_CONFIDENCE, extra={"match": "exact"})
         reading = self._read(index, text, request.language, topic)
         calibration = self.calibration(request.language)
         best = reading.best
@@ -137,8 +145,8 @@ class KnowledgeBot:
         return None
 
     def _suggestions(self, reading: Reading, calibration: confidence.Calibration) -> tuple[Suggestion, ...]:
-        """The two most probable entries, when both are plausible and too close to choose between."""
-        if reading.margin >= calibration.min_margin or reading.runner_up < self.suggestion_floor:
+        """The most probable entries (up to three) when none is sure enough but several are plausible."""
+        if reading.runner_up < self.suggestion_floor:
             return ()
-        ranked = confidence.scored(reading.ranking, calibration)[:2]
-        return tuple(Suggestion(c.entry.id, c.question) for _, c in ranked)
+        ranked = confidence.scored(reading.ranking, calibration)
+        return tuple(Suggestion(c.entry.id, c.question) for p, c in ranked[:3] if p >= self.suggestion_floor)

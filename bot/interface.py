@@ -60,6 +60,9 @@ class KeywordBot:
         self.rules = rules or {}
 
     async def ask(self, request: BotRequest) -> BotAnswer:
+        return self.answer(request)
+
+    def answer(self, request: BotRequest) -> BotAnswer:
         text = request.text.lower()
         if _HANDOFF.search(text):
             return BotAnswer(None, None, 1.0, handoff=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import bm25s
 import numpy as np
@@ -35,6 +35,7 @@ class Candidate:
     score_share: float = 0.0  # BM25 score / the best entry's (1 for the BM25 winner)
     score_lead: float = 0.0  # BM25 points ahead of the best other entry (0 if behind)
     similarity_lead: float = 0.0  # similarity minus the best other entry's (negative if behind)
+    coverage_lead: float = 0.0  # doc_coverage minus the best other candidate's (negative if behind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,11 @@ class _LanguageIndex:
             entry_docs.append(topic or ["∅"])
             answer_docs.append(analyzer.terms(entry.answer) or ["∅"])
         self.doc_terms = [Counter(doc) for doc in question_docs]
+        # a caller saying exactly one of the canonical questions (same words) needs no statistics
+        self.exact: dict[tuple[str, ...], set[int]] = defaultdict(set)
+        for doc, owner in zip(question_docs, self.doc_entry, strict=True):
+            if doc != ["∅"]:
+                self.exact[tuple(sorted(set(doc)))].add(owner)
         self.entry_terms = [set(doc) for doc in entry_docs]
         self.doc_entry_array = np.asarray(self.doc_entry, dtype=np.int64)
         self.position = {entry.id: i for i, entry in enumerate(self.entries)}
@@ -171,7 +177,17 @@ class _LanguageIndex:
                     similarity_lead=sim - float(best_other_sim),
                 )
             )
+        coverages = sorted((c.doc_coverage for c in candidates), reverse=True)
+        candidates = [
+            replace(c, coverage_lead=c.doc_coverage - (coverages[1] if c.doc_coverage >= coverages[0] and
+                                                       len(coverages) > 1 else coverages[0]))
+            for c in candidates
+        ]  # fmt: skip
         return Ranking(tuple(terms), tuple(candidates), unknown)
+
+    def exact_match(self, terms: list[str]) -> KnowledgeEntry | None:
+        owners = self.exact.get(tuple(sorted(set(terms))), set()) if terms else set()
+        return self.entries[next(iter(owners))] if len(owners) == 1 else None
 
 
 class KnowledgeIndex:
@@ -208,9 +224,7 @@ class KnowledgeIndex:
         index = self._indexes.get(language)
         return self.analyzer(language).terms(text, index.vocabulary if index else None)
 
-    def rank(
-        self, text: str, language: str, *, k: int = 5, context: str = "", exclude: str | None = None
-    ) -> Ranking:
+    def rank(self, text: str, language: str, *, k: int = 5, context: str = "", exclude: str | None = None) -> Ranking:
         """Candidates for the question; `context` (the previous topic's text) is read as part of it."""
         index = self._indexes.get(language)
         terms = self.terms(text, language) + (self.terms(context, language) if context else [])
@@ -218,6 +232,11 @@ class KnowledgeIndex:
             return Ranking(tuple(terms), (), ())
         canonical = self.analyzer(language).canonical(f"{text} {context}" if context else text)
         return index.rank(terms, canonical, k=k, exclude=exclude)
+
+    def exact_match(self, text: str, language: str) -> KnowledgeEntry | None:
+        """The one entry that has a canonical question with exactly the caller's words, if any."""
+        index = self._indexes.get(language)
+        return index.exact_match(self.terms(text, language)) if index else None
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -193,6 +193,11 @@ class ChineseAnalyzer:
         return terms
 
 
+def detect_language(text: str) -> str:
+    """zh when the text has Chinese characters, else en (the two languages the bot speaks)."""
+    return "zh" if _CJK.search(text) else "en"
+
+
 def analyzer_for(language: str) -> Analyzer:
     if language == "zh":
         return ChineseAnalyzer()

@@ -82,7 +82,7 @@ def create_app(
     app.state.bot = bot
     app.state.kb_sync = kb_sync
     app.state.admin_token = admin_token
-    app.state.hub = hub = hub or EventHub()
+    app.state.hub = hub = hub if hub is not None else EventHub()
     app.state.recordings_dir = recordings_dir
     app.state.chat = (
         ChatService(session_factory, bot, hub, phone_region=phone_region) if hasattr(bot, "answer") else None

@@ -54,6 +54,8 @@ def main() -> None:
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     help="Directory of a Vosk model (e.g. vosk-model-small-en-us-0.15).",
 )
+@click.option("--phone-region", help="ISO country for national phone numbers, e.g. GB [unset: +international only].")
+@click.option("--kb-seed", help="Knowledge file imported if the knowledge base is empty ['none': skip; default: demo].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[info]")
 def serve(config_file: Path | None, **options: object) -> None:
     try:
@@ -79,6 +81,10 @@ main.add_command(flow)
 from hotline.cli_asr import asr  # noqa: E402
 
 main.add_command(asr)
+
+from hotline.cli_kb import kb  # noqa: E402
+
+main.add_command(kb)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from bot.interface import KeywordBot
+from bot.engine import KnowledgeBot
+from bot.interface import Bot, KeywordBot
+from bot.knowledge import KnowledgeFileError
+from bot.knowledge import parse as parse_kb
+from hotline.settings import DEMO_KB
 from ivr_flows.channel import ChannelClosed, Heard, ListenRequest
 from ivr_flows.lint import flow_files, lint_paths, lint_text
 from ivr_flows.loader import FlowError, FlowSyntaxError, load_flow_file, load_yaml, validation_problems
@@ -93,7 +97,17 @@ def _print_result(result: SimulationResult) -> None:
 )
 @click.option("--caller", default=None, help="Caller number (interactive mode).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (scripted mode).")
-def simulate(file: Path, script_file: Path | None, flows_dir: Path | None, caller: str | None, as_json: bool) -> None:
+@click.option(
+    "--kb",
+    "kb_file",
+    default=str(DEMO_KB),
+    show_default="the demo knowledge base",
+    help="Knowledge file the `ask` nodes' bot answers from ('none': a keyword bot that only detects handoffs).",
+)
+def simulate(
+    file: Path, script_file: Path | None, flows_dir: Path | None, caller: str | None, as_json: bool, kb_file: str
+) -> None:
+    bot = _bot(kb_file)
     result = lint_text(file.read_text(encoding="utf-8"), str(file))
     for problem in result.errors:
         click.echo(str(problem), err=True)
@@ -106,7 +120,7 @@ def simulate(file: Path, script_file: Path | None, flows_dir: Path | None, calle
         return (flows[name], None) if name in flows else None
 
     if script_file is None:
-        _interactive(result.flow, lookup, caller)
+        _interactive(result.flow, lookup, caller, bot)
         return
     try:
         loaded = load_yaml(script_file.read_text(encoding="utf-8"), str(script_file))
@@ -115,7 +129,7 @@ def simulate(file: Path, script_file: Path | None, flows_dir: Path | None, calle
         raise click.ClickException(str(exc.problem)) from None
     except ValidationError as exc:
         raise click.ClickException("\n".join(str(p) for p in validation_problems(exc, loaded))) from None
-    outcome = asyncio.run(run_simulation(result.flow, script, flows=lookup))
+    outcome = asyncio.run(run_simulation(result.flow, script, flows=lookup, bot=bot))
     if as_json:
         click.echo(json.dumps(outcome.as_dict(), indent=2, ensure_ascii=False))
     else:
@@ -123,7 +137,21 @@ def simulate(file: Path, script_file: Path | None, flows_dir: Path | None, calle
     sys.exit(0 if outcome.passed else 1)
 
 
-def _interactive(flow_: Flow, lookup: FlowLookup, caller: str | None) -> None:
+def _bot(kb_file: str) -> Bot:
+    """The knowledge bot over a file (the same engine as calls and chat), or the keyword bot."""
+    if kb_file.strip().lower() in ("", "none"):
+        return KeywordBot()
+    path = Path(kb_file)
+    try:
+        entries = parse_kb(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--kb") from None
+    except KnowledgeFileError as exc:
+        raise click.ClickException(f"--kb {path} is not a valid knowledge file:\n{exc}") from None
+    return KnowledgeBot(entries)
+
+
+def _interactive(flow_: Flow, lookup: FlowLookup, caller: str | None, bot: Bot) -> None:
     click.echo(
         f"Simulating {flow_.flow}. Type what the caller says; #123 presses keys 1 2 3 (## is #); "
         "an empty line is silence; Ctrl-D hangs up."
@@ -137,7 +165,7 @@ def _interactive(flow_: Flow, lookup: FlowLookup, caller: str | None) -> None:
         return parse_console_line(line)
 
     channel = TextChannel(next_input, caller=caller, on_output=lambda who, text: click.echo(f"{who:>6}: {text}"))
-    runner = FlowRunner(flow_, channel, bot=KeywordBot(), flows=lookup)
+    runner = FlowRunner(flow_, channel, bot=bot, flows=lookup)
     outcome = asyncio.run(runner.run())
     click.echo("path: " + " -> ".join(outcome.path))
     click.echo(f"end: {outcome.outcome} at {outcome.end_node}")

@@ -20,6 +20,7 @@ import click
 from bot.engine import KnowledgeBot
 from bot.interface import BotAnswer, BotRequest
 from bot.knowledge import LANGUAGES, KnowledgeFileError, dump, parse
+from bot.text import detect_language
 from callcenter_api import kb_store
 from callcenter_api.db import make_engine, make_session_factory, migrate
 from callcenter_api.kb_sync import KnowledgeSync
@@ -82,10 +83,10 @@ def _json(answer: BotAnswer) -> str:
 
 @kb.command(help="Ask the bot as a caller would. Without TEXT: one question per line of stdin, one JSON per line.")
 @click.argument("text", required=False)
-@click.option("--language", type=click.Choice(LANGUAGES), default="en", show_default=True)
+@click.option("--language", type=click.Choice(LANGUAGES), help="[detected: zh for Chinese text, else en]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (always on for stdin questions).")
 @_db_option
-def ask(text: str | None, language: str, as_json: bool, db: str) -> None:
+def ask(text: str | None, language: str | None, as_json: bool, db: str) -> None:
     bot = KnowledgeBot()
     revision = KnowledgeSync(bot, _sessions(db)).load_now()
     if not bot.index.entries:
@@ -94,9 +95,10 @@ def ask(text: str | None, language: str, as_json: bool, db: str) -> None:
         for line in sys.stdin:
             question = line.strip()
             if question:
-                click.echo(_json(bot.answer(BotRequest(question, language, None, "chat"))))
+                lang = language or detect_language(question)
+                click.echo(_json(bot.answer(BotRequest(question, lang, None, "chat"))))
         return
-    answer = bot.answer(BotRequest(text, language, None, "chat"))
+    answer = bot.answer(BotRequest(text, language or detect_language(text), None, "chat"))
     if as_json:
         click.echo(_json(answer))
     elif answer.handoff:

@@ -12,10 +12,13 @@ import uvicorn
 
 from asr import create_engine as create_asr_engine
 from asr.recognizer import Engine
-from bot.interface import Bot, KeywordBot
+from bot.engine import KnowledgeBot
+from callcenter_api import kb_store
 from callcenter_api.app import create_app
 from callcenter_api.call_log import CallLog
 from callcenter_api.db import make_engine, make_session_factory, migrate
+from callcenter_api.events import EventHub
+from callcenter_api.kb_sync import KnowledgeSync
 from hotline.flow_watcher import start_flows
 from hotline.gcwatch import settle_after_startup
 from hotline.listen import SpeechSettings
@@ -25,7 +28,7 @@ from hotline.voice import VoiceChannel
 from ivr_flows.registry import FlowRegistry
 from ivr_flows.runner import FlowRunner
 from recordings.writer import RecordingWriter
-from telephony.call import Call
+from telephony.call import Call, utcnow
 from telephony.endpoint import SipEndpoint
 from tts import create_synthesizer
 
@@ -86,7 +89,10 @@ class Service:
         self.call_log = CallLog(session_factory)
         self.call_log.start()
         self.recordings = RecordingWriter(settings.recordings_dir)
-        self.bot: Bot = KeywordBot()
+        self.bot = KnowledgeBot()
+        self.kb_sync = KnowledgeSync(self.bot, session_factory)
+        await asyncio.to_thread(self._load_knowledge)
+        self.kb_sync.start()
         self.asr = await asyncio.to_thread(self._load_asr)
         self.speech_settings = SpeechSettings(
             barge_in_ms=settings.barge_in_ms, min_confidence=settings.asr_min_confidence
@@ -101,7 +107,7 @@ class Service:
             port=settings.sip_port,
             rtp_ports=settings.rtp_range,
             handler=self.handle_call,
-            observer=CallRecords(self.call_log),
+            observer=CallRecords(self.call_log, phone_region=settings.phone_region),
             answer_delay=settings.answer_delay / 1000,
             rtp_timeout=settings.rtp_timeout,
         )
@@ -119,9 +125,12 @@ class Service:
                     expires=settings.register_expires,
                 )
             )
+        hub = EventHub()
+        hub.bind(asyncio.get_running_loop())
         app = create_app(
             session_factory=session_factory, admin_token=token, is_ready=lambda: self.ready,
-            flow_registry=self.flows, bot=self.bot,
+            flow_registry=self.flows, bot=self.bot, kb_sync=self.kb_sync, hub=hub,
+            phone_region=settings.phone_region, recordings_dir=settings.recordings_dir,
         )
         config = uvicorn.Config(
             app,
@@ -181,9 +190,24 @@ class Service:
             await asyncio.to_thread(self.call_log.close)
         with contextlib.suppress(Exception):
             await self.synthesizer.close()
+        if getattr(self, "kb_sync", None) is not None:
+            await self.kb_sync.aclose()
         if getattr(self, "asr", None) is not None:
             with contextlib.suppress(Exception):
                 await self.asr.aclose()
+
+    def _load_knowledge(self) -> None:
+        """Seed an empty knowledge base (the demo's, unless configured otherwise), then build the index."""
+        seed = self.settings.kb_seed
+        if seed is not None:
+            with self.kb_sync.session_factory() as session, session.begin():
+                if not kb_store.entries(session):
+                    from bot.knowledge import parse
+
+                    entries = parse(seed.read_text(encoding="utf-8"), str(seed))
+                    report = kb_store.import_entries(session, entries, now=utcnow())
+                    log.info("knowledge base was empty: imported %s (%s)", seed, report.summary())
+        self.kb_sync.load_now()
 
     def _load_asr(self) -> Engine | None:
         """Load the speech engine once per process (models are big); 'off' leaves calls keys-only."""

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEMO_FLOWS = Path(__file__).resolve().parents[1] / "ivr_flows" / "examples"
+DEMO_KB = Path(__file__).resolve().parents[1] / "bot" / "examples" / "northwind_kb.yaml"
 
 
 class SettingsError(ValueError):
@@ -54,6 +55,31 @@ class Settings(BaseModel):
     vosk_model: Path | None = Field(None, description="directory of a Vosk model (auto then uses Vosk)")
     asr_min_confidence: float = Field(0.5, ge=0, le=1, description="grammar results below this are no match")
     barge_in_ms: int = Field(300, ge=0, le=5000, description="voiced speech needed to interrupt a prompt")
+    phone_region: str | None = Field(
+        None, description="ISO country (GB, US...) for national phone numbers; unset: only +international"
+    )
+    kb_seed: Path | None = Field(
+        DEMO_KB, description="knowledge file imported at start-up when the knowledge base is empty ('none': never)"
+    )
+
+    @field_validator("phone_region")
+    @classmethod
+    def _check_region(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        import phonenumbers
+
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region libphonenumber knows (ISO 3166 alpha-2, e.g. GB, US)")
+        return region
+
+    @field_validator("kb_seed", mode="before")
+    @classmethod
+    def _check_seed(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
+            return None
+        return value
 
     @field_validator("rtp_ports")
     @classmethod
@@ -96,6 +122,8 @@ class Settings(BaseModel):
     def _check_flows(self) -> Settings:
         if self.flows is not None and not self.flows.exists():
             raise ValueError(f"flows path {self.flows} does not exist")
+        if self.kb_seed is not None and not self.kb_seed.is_file():
+            raise ValueError(f"kb_seed {self.kb_seed} is not a file")
         return self
 
     @property

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.interface import BotRequest
 from bot.knowledge import KnowledgeEntry, KnowledgeFileError, dump, parse
+from bot.text import detect_language
 from callcenter_api import kb_store
 from callcenter_api.deps import SessionDep
 from callcenter_api.routes.bodies import read_yaml_body
@@ -167,7 +168,8 @@ async def ask(body: AskIn, request: Request) -> AskOut:
     bot = request.app.state.bot
     if bot is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="no bot is configured")
-    answer = await bot.ask(BotRequest(body.text, body.language, body.conversation_id, "api"))
+    language = body.language or detect_language(body.text)
+    answer = await bot.ask(BotRequest(body.text, language, body.conversation_id, "api"))
     return AskOut(
         entry_id=answer.entry_id, answer=answer.answer, confidence=round(answer.confidence, 3),
         handoff=answer.handoff,

@@ -47,7 +47,7 @@ class AskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=4000)
-    language: str = Field("en", pattern="^(en|zh)$")
+    language: str | None = Field(None, pattern="^(en|zh)$", description="default: zh for Chinese text, else en")
     conversation_id: str | None = Field(None, description="resolve follow-ups against this conversation's topic")
 
 
