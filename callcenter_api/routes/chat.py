@@ -16,7 +16,7 @@ from callcenter_api.chat import ChatClosed, ChatNotFound, ChatService, message_e
 from callcenter_api.history.conversations import messages_of
 from callcenter_api.history.identity import InvalidIdentity
 from callcenter_api.models import Conversation
-from callcenter_api.routes.conversations import stream
+from callcenter_api.routes.conversations import deny, stream
 from callcenter_api.schemas import ErrorOut
 from callcenter_api.schemas.chat import ChatMessageIn, ChatMessagesOut, ChatStartIn, ChatStartOut
 from callcenter_api.schemas.history import MessageOut
@@ -105,7 +105,7 @@ async def chat_ws(websocket: WebSocket, conversation_id: str, token: str | None 
             raise PermissionError("missing token")
         await asyncio.to_thread(chat.authorize, conversation_id, token)
     except (PermissionError, ChatNotFound):
-        await websocket.close(code=4401, reason="invalid chat token")
+        await deny(websocket, "invalid chat token")
         return
     factory = websocket.app.state.session_factory
 

@@ -105,6 +105,17 @@ async def stream(websocket: WebSocket, topics: tuple[str, ...], backlog: list[di
             receiver.cancel()
 
 
+async def deny(websocket: WebSocket, reason: str) -> None:
+    """Refuse a WebSocket with close code 4401 that the client can see.
+
+    Closing before `accept()` makes the server answer the handshake with HTTP 403, which a browser reports only
+    as close code 1006 (indistinguishable from a dropped connection), so the 4401 must follow an accept.
+    Nothing is sent in between.
+    """
+    await websocket.accept()
+    await websocket.close(code=4401, reason=reason)
+
+
 def admin_token_ok(websocket: WebSocket, token: str | None) -> bool:
     expected: str = websocket.app.state.admin_token
     return token is not None and secrets.compare_digest(token.encode(), expected.encode())
@@ -115,7 +126,7 @@ async def conversation_ws(websocket: WebSocket, conversation_id: str, token: str
                           after: int = 0) -> None:  # fmt: skip
     """Agent/supervisor view of one conversation: messages since `after`, then live ones."""
     if not admin_token_ok(websocket, token):
-        await websocket.close(code=4401, reason="invalid or missing token")
+        await deny(websocket, "invalid or missing token")
         return
     factory = websocket.app.state.session_factory
 
@@ -131,7 +142,7 @@ async def conversation_ws(websocket: WebSocket, conversation_id: str, token: str
 async def conversations_ws(websocket: WebSocket, token: str | None = None) -> None:
     """Every conversation's status changes (new chats, handoffs, agents taking over, closes)."""
     if not admin_token_ok(websocket, token):
-        await websocket.close(code=4401, reason="invalid or missing token")
+        await deny(websocket, "invalid or missing token")
         return
     await websocket.accept()
     await stream(websocket, ("conversations",), [])
