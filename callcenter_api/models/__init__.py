@@ -11,9 +11,14 @@ from callcenter_api.models.history import (
     Message,
 )
 from callcenter_api.models.knowledge import KnowledgeEntry, KnowledgeRevision
+from callcenter_api.models.people import AuthToken, User
 from callcenter_api.models.recordings import Recording
+from callcenter_api.models.routing import Agent, AgentEvent, Queue, QueueEntry
 
 __all__ = [
+    "Agent",
+    "AgentEvent",
+    "AuthToken",
     "Base",
     "Call",
     "CallEvent",
@@ -27,6 +32,9 @@ __all__ = [
     "KnowledgeEntry",
     "KnowledgeRevision",
     "Message",
+    "Queue",
+    "QueueEntry",
     "Recording",
+    "User",
     "UtcDateTime",
 ]
