@@ -143,7 +143,7 @@ def main() -> None:
 def report(label: str, latencies: list[float]) -> None:
     values = np.asarray(latencies)
     print(f"{label}: p50 {np.percentile(values, 50):.0f} ms, p95 {np.percentile(values, 95):.0f} ms, "
-          f"max {values.max():.0f} ms, min {values.min():.0f} ms ({len(values)} turns)")
+          f"max {values.max():.0f} ms, min {values.min():.0f} ms ({len(values)} turns)")  # fmt: skip
 
 
 Stream = list[tuple[float, float]]  # (capture time, RMS) per 20 ms packet
