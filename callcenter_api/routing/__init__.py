@@ -1,0 +1,1 @@
+"""Agents, queues and the automatic call distributor (ACD), shared by calls and chats."""
