@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -26,6 +27,11 @@ QUESTION = "How do I set up my voicemail?"  # the demo knowledge base answers it
 # start-up imports the demo knowledge base and builds the bot's index before /healthz says ok: seconds, more on
 # a busy machine
 STARTUP_TIMEOUT = 120.0
+
+
+def _at(value: str) -> datetime:
+    """An API timestamp as a datetime (ISO strings do not sort: a whole second has no fraction)."""
+    return datetime.fromisoformat(value)
 
 
 def _get(server: HotlineServer, path: str, **params: Any) -> httpx.Response:
@@ -99,7 +105,7 @@ def _voice_item_ok(item: dict[str, Any], call: dict[str, Any]) -> None:
     assert item["id"] == call["id"] and item["call_id"] == call["id"]
     assert item["status"] == "closed"
     assert item["disposition"] == "contained"  # answered, no transfer, the caller hung up
-    assert item["ended_at"] is not None and item["ended_at"] >= item["started_at"]
+    assert item["ended_at"] is not None and _at(item["ended_at"]) >= _at(item["started_at"])
     prompts = texts(item, sender="bot", kind="prompt")
     assert prompts and prompts[0] == GREETING
     assert "You pressed 1." in prompts and "You pressed 3." in prompts
@@ -145,7 +151,7 @@ def test_call_and_chat_for_one_number_share_one_timeline(start_hotline: Callable
     assert page["total"] == 2 and page["next_offset"] is None
     assert [item["channel"] for item in page["items"]] == ["voice", "webchat"]
     voice, webchat = page["items"]
-    assert voice["started_at"] < webchat["started_at"]
+    assert _at(voice["started_at"]) < _at(webchat["started_at"])
     _voice_item_ok(voice, call)
 
     assert webchat["id"] == chat.conversation_id and webchat["call_id"] is None
@@ -192,7 +198,7 @@ def test_merge_keeps_every_conversation_and_identity(start_hotline: Callable[...
     assert survivor["total"] == 3
     assert [item["id"] for item in survivor["items"]] == [call["id"], phone_chat.conversation_id,
                                                           email_chat.conversation_id]  # fmt: skip
-    starts = [item["started_at"] for item in survivor["items"]]
+    starts = [_at(item["started_at"]) for item in survivor["items"]]
     assert starts == sorted(starts)
     for item in survivor["items"]:  # every conversation whole: same messages, same ids, same order
         assert item["contact_id"] == phone_contact["id"]
