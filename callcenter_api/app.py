@@ -16,11 +16,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.interface import Bot
-from callcenter_api.auth import require_token
+from callcenter_api.auth import current_principal, require
 from callcenter_api.chat import ChatService
 from callcenter_api.events import EventHub
 from callcenter_api.flow_store import FlowInvalid
-from callcenter_api.routes import calls, chat, contacts, conversations, flows, kb, recordings
+from callcenter_api.routes import agents, calls, chat, contacts, conversations, flows, kb, people, recordings
 from callcenter_api.schemas import ErrorOut, Health
 from ivr_flows.registry import FlowRegistry
 
@@ -40,6 +40,9 @@ TAGS = [
     {"name": "conversations", "description": "Calls and chats as conversations with transcripts; agent replies."},
     {"name": "chat", "description": "The customer side of web chat (per-conversation token, no admin token)."},
     {"name": "recordings", "description": "Recorded audio (voicemail), with authorization."},
+    {"name": "agents", "description": "Agents and queues (supervisors), and each agent's own console API."},
+    {"name": "auth", "description": "Sign in with a username and password; the token goes in Authorization."},
+    {"name": "users", "description": "Users and roles (admins only)."},
     {"name": "health", "description": "Liveness and readiness for load balancers and orchestration."},
 ]
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -63,6 +66,7 @@ def create_app(
     hub: EventHub | None = None,
     phone_region: str | None = None,
     recordings_dir: Path | None = None,
+    router: Any = None,
 ) -> FastAPI:
     """`is_ready` lets the service report 503 on /healthz until SIP and the database are up.
 
@@ -84,6 +88,7 @@ def create_app(
     app.state.admin_token = admin_token
     app.state.hub = hub = hub if hub is not None else EventHub()
     app.state.recordings_dir = recordings_dir
+    app.state.router = router  # the ACD (callcenter_api.routing.router.Router) when agents are in use
     app.state.chat = (
         ChatService(session_factory, bot, hub, phone_region=phone_region) if hasattr(bot, "answer") else None
     )
@@ -100,13 +105,22 @@ def create_app(
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "starting"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
-    auth = [Depends(require_token(admin_token))]
-    unauthorized = {status.HTTP_401_UNAUTHORIZED: {"model": ErrorOut, "description": "Missing/wrong token."}}
-    app.include_router(calls.router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
-    app.include_router(flows.router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
-    for router in (kb.router, contacts.router, conversations.router, recordings.router):
-        app.include_router(router, prefix=API_PREFIX, dependencies=auth, responses=unauthorized)
+    if not admin_token:
+        raise ValueError("admin_token must not be empty")
+    supervisors = [Depends(require("admin", "supervisor"))]
+    signed_in = [Depends(current_principal)]  # routes check ownership themselves (agents see their own)
+    denied = {
+        status.HTTP_401_UNAUTHORIZED: {"model": ErrorOut, "description": "Missing/wrong token."},
+        status.HTTP_403_FORBIDDEN: {"model": ErrorOut, "description": "The role may not do this."},
+    }
+    for router in (calls.router, flows.router, kb.router, contacts.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=supervisors, responses=denied)
+    for router in (conversations.router, recordings.router, agents.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=signed_in, responses=denied)
+    app.include_router(people.auth_router, prefix=API_PREFIX)
+    app.include_router(people.users_router, prefix=API_PREFIX, responses=denied)
     app.include_router(conversations.ws_router)
+    app.include_router(agents.ws_router)
     app.include_router(chat.router)
 
     @app.get("/chat", include_in_schema=False)

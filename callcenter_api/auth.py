@@ -1,7 +1,9 @@
-"""Bearer-token authentication for the API.
+"""Who is calling the API, and whether their role allows the route.
 
-A single admin token is enough for the walking skeleton; agents and roles come later. The token check is
-a dependency so every router that includes it is protected and documented in OpenAPI the same way.
+Two kinds of bearer token: the admin token configured for the service (automation; acts as an admin) and
+the tokens users get by signing in (`POST /api/v1/auth/login`). Routers declare the roles they admit with
+`require(...)`; routes that agents may use also check ownership (an agent sees only their own offers and
+conversations) with the `Principal` they are given.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-_bearer = HTTPBearer(auto_error=False, description="The admin token configured for this hotline.")
+from callcenter_api.people import ADMIN_TOKEN_PRINCIPAL, Principal, principal_for
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token, or a token from POST /api/v1/auth/login.")
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -22,8 +26,49 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
+def resolve(app_state: object, token: str) -> Principal | None:
+    """The principal behind a token (admin token or a user's), or None."""
+    expected: str = app_state.admin_token  # type: ignore[attr-defined]
+    if secrets.compare_digest(token.encode(), expected.encode()):  # constant time: no guessing by timing
+        return ADMIN_TOKEN_PRINCIPAL
+    with app_state.session_factory() as session:  # type: ignore[attr-defined]
+        return principal_for(session, token)
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
+        raise _unauthorized("missing bearer token (send 'Authorization: Bearer <token>')")
+    principal = resolve(request.app.state, credentials.credentials)
+    if principal is None:
+        raise _unauthorized("invalid or expired bearer token")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency admitting only these roles (403 for the others)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"needs role {' or '.join(roles)}")
+        return principal
+
+    return check
+
+
+def websocket_principal(websocket: WebSocket, token: str | None) -> Principal | None:
+    """Browsers cannot set headers on WebSockets, so they pass the token as `?token=`."""
+    if not token:
+        return None
+    return resolve(websocket.app.state, token)
+
+
 def require_token(admin_token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
-    """Build the dependency that accepts only `Authorization: Bearer <admin_token>`."""
+    """Only `Authorization: Bearer <admin_token>` (kept for embedders that mount single routers)."""
     if not admin_token:
         raise ValueError("admin_token must not be empty")
     expected = admin_token.encode()
@@ -31,7 +76,6 @@ def require_token(admin_token: str) -> Callable[[HTTPAuthorizationCredentials | 
     def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
         if credentials is None:
             raise _unauthorized("missing bearer token (send 'Authorization: Bearer <token>')")
-        # Constant-time comparison so response timing does not reveal how much of a guess was right.
         if not secrets.compare_digest(credentials.credentials.encode(), expected):
             raise _unauthorized("invalid bearer token")
 

@@ -250,6 +250,23 @@ class ChatService:
             self._announce(conversation)
         return message
 
+    def agent_joined(self, conversation_id: str, *, agent: str) -> None:
+        """An agent accepted the chat from the queue: the customer is told who is there."""
+        now = self.clock()
+        with self.session_factory() as session, session.begin():
+            conversation = session.get(Conversation, conversation_id, with_for_update=True)
+            if conversation is None or conversation.status == "closed":
+                return
+            conversation.status = "agent"
+            conversation.agent = agent
+            texts = TEXTS.get(conversation.language or "en", TEXTS["en"])
+            joined = "已为您接通人工客服" if texts is TEXTS["zh"] else "joined the chat"
+            message = add_message(session, conversation_id, sender="system", kind="note", text=f"{agent} {joined}",
+                                  at=now, offset_ms=_offset(conversation, now), meta={"agent": agent})  # fmt: skip
+            session.flush()
+        self.hub.publish(f"conversation:{conversation_id}", message_event(message))
+        self._announce(conversation)
+
     def _announce(self, conversation: Conversation) -> None:
         event = conversation_event(conversation)
         self.hub.publish(f"conversation:{conversation.id}", event)

@@ -6,16 +6,19 @@ The WebSocket takes the token as `?token=` because browsers cannot set headers o
 from __future__ import annotations
 
 import asyncio
-import secrets
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from callcenter_api.auth import PrincipalDep, websocket_principal
 from callcenter_api.chat import ChatClosed, ChatNotFound, ChatService, message_event
 from callcenter_api.deps import SessionDep
 from callcenter_api.history.conversations import TimelineItem, messages_of
-from callcenter_api.models import Conversation, Recording
+from callcenter_api.models import Conversation, QueueEntry, Recording
+from callcenter_api.people import Principal
 from callcenter_api.routes.contacts import detail_out
 from callcenter_api.schemas import ErrorOut
 from callcenter_api.schemas.history import AgentMessageIn, ConversationDetail, ConversationOut, MessageOut
@@ -36,6 +39,7 @@ def _chat(request: Request) -> ChatService:
 @router.get("", summary="Conversations, newest first (e.g. ?status=queued for chats waiting for an agent)")
 def list_conversations(
     session: SessionDep,
+    principal: PrincipalDep,
     status_: Annotated[str | None, Query(alias="status", pattern="^(bot|queued|agent|closed)$")] = None,
     channel: Annotated[str | None, Query(pattern="^(voice|webchat)$")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
@@ -46,13 +50,16 @@ def list_conversations(
         stmt = stmt.where(Conversation.status == status_)
     if channel:
         stmt = stmt.where(Conversation.channel == channel)
+    if not principal.sees_everything:  # an agent: only conversations offered to or handled by them
+        mine = select(QueueEntry.conversation_id).where(QueueEntry.agent_id == principal.agent_id)
+        stmt = stmt.where(Conversation.id.in_(mine))
     return [ConversationOut.model_validate(c) for c in session.scalars(stmt.limit(limit).offset(offset))]
 
 
 @router.get("/{conversation_id}", summary="One conversation with its transcript", responses=NOT_FOUND)
-def get_conversation(conversation_id: str, session: SessionDep) -> ConversationDetail:
+def get_conversation(conversation_id: str, session: SessionDep, principal: PrincipalDep) -> ConversationDetail:
     conversation = session.get(Conversation, conversation_id)
-    if conversation is None:
+    if conversation is None or not may_see(session, principal, conversation_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found")
     recordings = list(session.scalars(select(Recording).where(Recording.conversation_id == conversation_id)))
     return detail_out(TimelineItem(conversation, messages_of(session, conversation_id, limit=100_000), recordings))
@@ -62,9 +69,11 @@ def get_conversation(conversation_id: str, session: SessionDep) -> ConversationD
     "/{conversation_id}/messages", status_code=status.HTTP_201_CREATED, summary="Reply as an agent (chat)",
     responses={**NOT_FOUND, status.HTTP_409_CONFLICT: {"model": ErrorOut, "description": "Closed or not a chat."}},
 )  # fmt: skip
-def agent_message(conversation_id: str, body: AgentMessageIn, request: Request, session: SessionDep) -> MessageOut:
+def agent_message(
+    conversation_id: str, body: AgentMessageIn, request: Request, session: SessionDep, principal: PrincipalDep
+) -> MessageOut:
     conversation = session.get(Conversation, conversation_id)
-    if conversation is None:
+    if conversation is None or not may_see(session, principal, conversation_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found")
     if conversation.channel != "webchat":
         raise HTTPException(status.HTTP_409_CONFLICT, detail="only chat conversations take typed replies")
@@ -75,15 +84,22 @@ def agent_message(conversation_id: str, body: AgentMessageIn, request: Request, 
 
 
 @router.post("/{conversation_id}/close", summary="End a chat", responses=NOT_FOUND)
-def close_conversation(conversation_id: str, request: Request) -> ConversationOut:
+def close_conversation(
+    conversation_id: str, request: Request, session: SessionDep, principal: PrincipalDep
+) -> ConversationOut:
+    if not may_see(session, principal, conversation_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found")
     try:
         return ConversationOut.model_validate(_chat(request).close(conversation_id, by="agent"))
     except ChatNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found") from None
 
 
-async def stream(websocket: WebSocket, topics: tuple[str, ...], backlog: list[dict[str, object]]) -> None:
-    """Send the backlog, then every event of the topics until the client goes away."""
+async def stream(
+    websocket: WebSocket, topics: tuple[str, ...], backlog: list[dict[str, object]],
+    only: Callable[[dict[str, Any]], bool] = lambda event: True,
+) -> None:  # fmt: skip
+    """Send the backlog, then every event of the topics (that `only` lets through) until the client leaves."""
     hub = websocket.app.state.hub
     async with hub.subscribe(*topics) as queue:
         for event in backlog:
@@ -98,7 +114,9 @@ async def stream(websocket: WebSocket, topics: tuple[str, ...], backlog: list[di
                     receiver.result()  # raises WebSocketDisconnect when the client left
                     receiver = asyncio.ensure_future(websocket.receive_text())  # clients may ping; ignored
                     continue
-                await websocket.send_json(getter.result())
+                event = getter.result()
+                if only(event):
+                    await websocket.send_json(event)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -116,19 +134,32 @@ async def deny(websocket: WebSocket, reason: str) -> None:
     await websocket.close(code=4401, reason=reason)
 
 
-def admin_token_ok(websocket: WebSocket, token: str | None) -> bool:
-    expected: str = websocket.app.state.admin_token
-    return token is not None and secrets.compare_digest(token.encode(), expected.encode())
+def may_see(session: Session, principal: Principal, conversation_id: str) -> bool:
+    """Supervisors and admins see every conversation; an agent only those offered to or handled by them."""
+    if principal.sees_everything:
+        return True
+    if principal.agent_id is None:
+        return False
+    return session.scalar(
+        select(QueueEntry.id).where(QueueEntry.conversation_id == conversation_id,
+                                    QueueEntry.agent_id == principal.agent_id).limit(1)
+    ) is not None  # fmt: skip
 
 
 @ws_router.websocket("/api/v1/conversations/{conversation_id}/ws")
 async def conversation_ws(websocket: WebSocket, conversation_id: str, token: str | None = None,
                           after: int = 0) -> None:  # fmt: skip
     """Agent/supervisor view of one conversation: messages since `after`, then live ones."""
-    if not admin_token_ok(websocket, token):
-        await deny(websocket, "invalid or missing token")
-        return
     factory = websocket.app.state.session_factory
+    principal = await asyncio.to_thread(websocket_principal, websocket, token)
+
+    def allowed() -> bool:
+        with factory() as session:
+            return principal is not None and may_see(session, principal, conversation_id)
+
+    if not await asyncio.to_thread(allowed):
+        await deny(websocket, "invalid token, or not your conversation")
+        return
 
     def backlog() -> list[dict[str, object]]:
         with factory() as session:
@@ -141,7 +172,8 @@ async def conversation_ws(websocket: WebSocket, conversation_id: str, token: str
 @ws_router.websocket("/api/v1/conversations/ws")
 async def conversations_ws(websocket: WebSocket, token: str | None = None) -> None:
     """Every conversation's status changes (new chats, handoffs, agents taking over, closes)."""
-    if not admin_token_ok(websocket, token):
+    principal = await asyncio.to_thread(websocket_principal, websocket, token)
+    if principal is None or not principal.sees_everything:
         await deny(websocket, "invalid or missing token")
         return
     await websocket.accept()

@@ -465,3 +465,5 @@ class _Transaction:
             for what, event in changes:
                 topic = "agents" if what == "agent" else "queues"
                 self.router.publish(topic, {"type": what, **event})
+                if what == "offer":
+                    self.router.publish(f"agent:{event['agent_id']}", {"type": what, **event})
