@@ -143,10 +143,12 @@ class CallLog:
         at: datetime,
         remote_media: str | None = None,
         caller: Identity | None = None,
+        conversation: bool = True,
     ) -> None:
+        """`conversation`: also open the call's conversation (inbound calls; not our own outbound legs)."""
         check_call_id(call_id)
         check_aware("at", at)
-        op = CallStarted(call_id, sip_call_id, from_uri, to_uri, at, remote_media, caller)
+        op = CallStarted(call_id, sip_call_id, from_uri, to_uri, at, remote_media, caller, conversation)
         with self._lock:
             if self._put_locked(op):
                 self._next_seq.setdefault(call_id, 0)

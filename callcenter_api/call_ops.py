@@ -105,6 +105,7 @@ class CallStarted:
     at: datetime
     remote_media: str | None = None
     caller: Identity | None = None  # who is calling: links the call's conversation to the contact
+    conversation: bool = True
 
     def apply(self, session: Session) -> None:
         """The CDR and the call's conversation (same id) in one go, linked to the caller's contact."""
@@ -119,6 +120,8 @@ class CallStarted:
                 remote_media=self.remote_media,
             )
         )
+        if not self.conversation:
+            return
         session.flush()  # the conversation's foreign key needs the call row first (PostgreSQL checks at once)
         contact = contacts.resolve(session, [self.caller], now=self.at) if self.caller else None
         session.add(

@@ -54,6 +54,11 @@ def main() -> None:
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     help="Directory of a Vosk model (e.g. vosk-model-small-en-us-0.15).",
 )
+@click.option(
+    "--callcenter", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="YAML of queues, agents and users to create/update at start-up (docs/agents.md).",
+)
+@click.option("--worker-id", help="This worker's name in the shared routing state [host-pid].")
 @click.option("--phone-region", help="ISO country for national phone numbers, e.g. GB [unset: +international only].")
 @click.option("--kb-seed", help="Knowledge file imported if the knowledge base is empty ['none': skip; default: demo].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[info]")

@@ -185,6 +185,8 @@ async def listen(
         if digit is not None and digit not in done:
             digit.cancel()
         if ended in done:
+            if digit is not None and digit in done and not digit.cancelled():
+                digit.exception()  # it ended with the call (CallEndedError): retrieved, not logged as lost
             raise CallEndedError(call.id)
         if digit is not None and digit in done:
             first = digit.result()

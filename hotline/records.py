@@ -49,6 +49,11 @@ class CallRecords:
         self._calls: dict[str, _Progress] = {}
 
     def call_started(self, call: Call) -> None:
+        if call.direction == "outbound":
+            # our own legs (agents' phones, callbacks): a CDR, but their words go to the customer's conversation
+            self.log.call_started(call.id, sip_call_id=call.sip_call_id, from_uri=call.from_uri, to_uri=call.to_uri,
+                                  at=call.started_at, remote_media=call.remote_media, conversation=False)  # fmt: skip
+            return
         self._calls[call.id] = _Progress(call.started_at)
         self.log.call_started(
             call.id,
@@ -129,6 +134,8 @@ class CallRecords:
             self.log.call_updated(call.id, remote_media=call.remote_media)
         ended_at = call.ended_at or utcnow()
         self.log.call_ended(call.id, at=ended_at, reason=call.end_reason or "unknown")
+        if call.direction == "outbound":
+            return
         progress = self._calls.pop(call.id, None) or _Progress(call.started_at)
         self.log.conversation_updated(
             call.id, ended_at=ended_at, status="closed", disposition=disposition(call, progress)

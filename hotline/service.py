@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Iterator
 
 import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
 
 from asr import create_engine as create_asr_engine
 from asr.recognizer import Engine
@@ -19,11 +22,16 @@ from callcenter_api.call_log import CallLog
 from callcenter_api.db import make_engine, make_session_factory, migrate
 from callcenter_api.events import EventHub
 from callcenter_api.kb_sync import KnowledgeSync
+from callcenter_api.routing import config as callcenter_config
+from callcenter_api.routing.router import Router
+from hotline.acd import Acd
 from hotline.flow_watcher import start_flows
 from hotline.gcwatch import settle_after_startup
 from hotline.listen import SpeechSettings
+from hotline.queue_call import QueueServices, Taps
 from hotline.records import CallRecords
 from hotline.settings import Settings
+from hotline.taps import CallTaps
 from hotline.voice import VoiceChannel
 from ivr_flows.registry import FlowRegistry
 from ivr_flows.runner import FlowRunner
@@ -72,6 +80,7 @@ class Service:
         channel = VoiceChannel(
             call, self.synthesizer, voice=self.settings.tts_voice, queue_targets=self.settings.queue_targets,
             recordings=self.recordings, asr=self.asr, speech_settings=self.speech_settings,
+            queues=self.queue_services,
         )  # fmt: skip
         try:
             runner = FlowRunner(live.flow, channel, version=live.version, bot=self.bot, flows=snapshot)
@@ -102,6 +111,22 @@ class Service:
         self.synthesizer = create_synthesizer(
             settings.tts_engine, cache_dir=settings.tts_cache_dir, voice=settings.tts_voice
         )
+        hub = EventHub()
+        loop = asyncio.get_running_loop()
+        hub.bind(loop)
+        await asyncio.to_thread(self._apply_callcenter, session_factory)
+        worker = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+        def publish(topic: str, event: dict[str, object]) -> None:
+            hub.publish(topic, event)
+            if event.get("state") in ("available", "waiting"):  # an agent or a customer became free to match
+                loop.call_soon_threadsafe(self.acd.poke)
+
+        self.router = Router(session_factory, worker=worker, publish=publish)
+        self.acd = Acd(self.router)
+        self.acd.start()
+        self._background: set[asyncio.Task[object]] = set()
+        self.queue_services = QueueServices(self.router, self.acd, taps=self._taps, keep=self._keep)
         self.endpoint = SipEndpoint(
             host=settings.sip_host,
             port=settings.sip_port,
@@ -125,12 +150,10 @@ class Service:
                     expires=settings.register_expires,
                 )
             )
-        hub = EventHub()
-        hub.bind(asyncio.get_running_loop())
         app = create_app(
             session_factory=session_factory, admin_token=token, is_ready=lambda: self.ready,
             flow_registry=self.flows, bot=self.bot, kb_sync=self.kb_sync, hub=hub,
-            phone_region=settings.phone_region, recordings_dir=settings.recordings_dir,
+            phone_region=settings.phone_region, recordings_dir=settings.recordings_dir, router=self.router,
         )
         config = uvicorn.Config(
             app,
@@ -192,9 +215,31 @@ class Service:
             await self.synthesizer.close()
         if getattr(self, "kb_sync", None) is not None:
             await self.kb_sync.aclose()
+        if getattr(self, "acd", None) is not None:
+            await self.acd.aclose()
+        for task in list(getattr(self, "_background", ())):
+            task.cancel()
         if getattr(self, "asr", None) is not None:
             with contextlib.suppress(Exception):
                 await self.asr.aclose()
+
+    def _keep(self, task: asyncio.Task[object]) -> None:
+        """Keep a background task (a callback) referenced until it finishes."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _taps(self, caller: Call, agent: Call, entry_id: str) -> Taps:
+        """What runs on a caller-agent bridge: recording of both sides and live transcription."""
+        return CallTaps.start(caller, agent, recordings=self.recordings, asr=self.asr, call_log=self.call_log,
+                              settings=self.speech_settings)  # fmt: skip
+
+    def _apply_callcenter(self, session_factory: sessionmaker[Session]) -> None:
+        if self.settings.callcenter is None:
+            return
+        config = callcenter_config.load(self.settings.callcenter)
+        with session_factory() as session, session.begin():
+            counts = callcenter_config.apply(session, config)
+        log.info("call center from %s: %s", self.settings.callcenter, callcenter_config.summary(counts))
 
     def _load_knowledge(self) -> None:
         """Seed an empty knowledge base (the demo's, unless configured otherwise), then build the index."""

@@ -55,6 +55,8 @@ class Settings(BaseModel):
     vosk_model: Path | None = Field(None, description="directory of a Vosk model (auto then uses Vosk)")
     asr_min_confidence: float = Field(0.5, ge=0, le=1, description="grammar results below this are no match")
     barge_in_ms: int = Field(300, ge=0, le=5000, description="voiced speech needed to interrupt a prompt")
+    callcenter: Path | None = Field(None, description="YAML of queues, agents and users applied at start-up")
+    worker_id: str | None = Field(None, description="this worker's name in shared routing state [host-pid]")
     phone_region: str | None = Field(
         None, description="ISO country (GB, US...) for national phone numbers; unset: only +international"
     )
@@ -122,6 +124,8 @@ class Settings(BaseModel):
     def _check_flows(self) -> Settings:
         if self.flows is not None and not self.flows.exists():
             raise ValueError(f"flows path {self.flows} does not exist")
+        if self.callcenter is not None and not self.callcenter.is_file():
+            raise ValueError(f"callcenter file {self.callcenter} does not exist")
         if self.kb_seed is not None and not self.kb_seed.is_file():
             raise ValueError(f"kb_seed {self.kb_seed} is not a file")
         return self

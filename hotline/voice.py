@@ -15,6 +15,7 @@ import numpy as np
 
 from asr.recognizer import Engine
 from hotline.listen import SpeechListener, SpeechSettings, listen
+from hotline.queue_call import QueueCall, QueueServices
 from ivr_flows.channel import (
     ChannelClosed,
     Heard,
@@ -41,6 +42,7 @@ class VoiceChannel:
         self, call: Call, synthesizer: Synthesizer, *, voice: str | None = None,
         queue_targets: dict[str, str] | None = None, recordings: RecordingWriter | None = None,
         asr: Engine | None = None, speech_settings: SpeechSettings | None = None,
+        queues: QueueServices | None = None,
     ) -> None:  # fmt: skip
         self.call = call
         self.synthesizer = synthesizer
@@ -50,6 +52,7 @@ class VoiceChannel:
         self.asr = asr
         self.speech_settings = speech_settings or SpeechSettings()
         self._speech: SpeechListener | None = None
+        self.queues = queues
 
     @property
     def conversation_id(self) -> str:
@@ -111,6 +114,15 @@ class VoiceChannel:
             self._speech = None
 
     async def transfer(self, request: TransferRequest) -> TransferResult:
+        if request.queue and not request.to and self.queues is not None and request.queue not in self.queue_targets:
+            waiting = QueueCall(
+                self.call, self.say, self.record, self.queues.router, self.queues.acd, self.queues.taps,
+                self.note, self.queues.keep,
+            )  # fmt: skip
+            try:
+                return await waiting.run(request)
+            except CallEndedError:
+                raise ChannelClosed(self.call.id) from None
         target = request.to or self.queue_targets.get(request.queue or "")
         if not target:
             return TransferResult(False, f"queue {request.queue!r} has no agents configured")

@@ -42,6 +42,7 @@ class TransferRequest:
     method: str = "bridge"
     priority: int = 0
     skills: tuple[str, ...] = ()
+    language: str = "en"  # the caller's language: agents are matched on it
 
 
 @dataclass(frozen=True)

@@ -343,7 +343,7 @@ class FlowRunner:
         request = TransferRequest(
             queue=render(spec.queue, self.vars) if spec.queue else None,
             to=render(spec.to, self.vars) if spec.to else None,
-            method=spec.method, priority=spec.priority, skills=tuple(spec.skills),
+            method=spec.method, priority=spec.priority, skills=tuple(spec.skills), language=self.language,
         )  # fmt: skip
         self._note("transfer", (request.queue and f"queue {request.queue}") or f"{request.method} {request.to}")
         result = await self.channel.transfer(request)

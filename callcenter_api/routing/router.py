@@ -214,14 +214,20 @@ class Router:
         return round((ahead + 1) * average / max(1, staffed))
 
     # ---- the decision -------------------------------------------------------------------------------
-    def reserve(self) -> list[Offer]:
-        """Match waiting entries (priority, then longest waiting) with eligible available agents."""
+    def reserve(self, *, own_only: bool = False) -> list[Offer]:
+        """Match waiting entries (priority, then longest waiting) with eligible available agents.
+
+        `own_only`: only this worker's callers and chats (which no worker owns) — what a running worker does,
+        so the worker that holds a caller's leg is the one that bridges it.
+        """
         now = self.clock()
         offers: list[Offer] = []
         with self._transaction() as session:
+            waiting = select(QueueEntry).where(QueueEntry.state.in_(("waiting", "callback")))
+            if own_only:
+                waiting = waiting.where((QueueEntry.worker == self.worker) | QueueEntry.worker.is_(None))
             entries = list(session.scalars(
-                select(QueueEntry).where(QueueEntry.state.in_(("waiting", "callback")))
-                .order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at, QueueEntry.id)
+                waiting.order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at, QueueEntry.id)
                 .limit(RESERVE_BATCH).with_for_update(skip_locked=True)
             ))  # fmt: skip
             if not entries:
@@ -434,6 +440,13 @@ class Router:
                 .where(QueueEntry.state == "waiting", QueueEntry.worker == self.worker)
             ).all()  # fmt: skip
         return [entry_id for entry_id, at, max_wait in rows if at + timedelta(seconds=max_wait) <= now]
+
+    def queue(self, name: str) -> Queue:
+        with self.session_factory() as session:
+            queue = session.get(Queue, name)
+            if queue is None:
+                raise QueueNotFound(f"queue {name!r} does not exist")
+            return queue
 
     # ---- plumbing -----------------------------------------------------------------------------------
     def _transaction(self) -> _Transaction:

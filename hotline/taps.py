@@ -1,0 +1,138 @@
+"""What runs while a caller and an agent are bridged: a two-channel recording and live transcription.
+
+Both hang off the legs' inbound audio (one 20 ms frame per leg per media tick, on the event loop), so they
+add no delay to the conversation: the recording buffers frames and a background thread writes them once a
+second (`recordings.writer`); each leg's utterances are cut by the endpointer and decoded whole by the ASR
+engine off the loop, then written to the conversation as messages (sender caller / agent), which the agent's
+console receives live over the conversation's WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from asr.recognizer import Engine
+from asr.vad import Endpointer, SpeechEnded, SpeechStarted
+from callcenter_api.call_log import CallLog
+from hotline.listen import SpeechSettings
+from recordings.writer import Recording, RecordingWriter
+from telephony.call import Call, utcnow
+
+log = logging.getLogger(__name__)
+MAX_UTTERANCE_FRAMES = 50 * 30  # 30 s
+
+
+@dataclass
+class _LegTranscriber:
+    """Cuts one leg's speech into utterances and writes each one's text to the conversation."""
+
+    call: Call
+    sender: str
+    conversation_id: str
+    engine: Engine
+    call_log: CallLog
+    started_at: object
+    endpointer: Endpointer = field(init=False)
+    frames: list[np.ndarray] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.endpointer = Endpointer(end_silence_ms=500, max_utterance_ms=30_000, no_input_ms=10**9)
+
+    def on_frame(self, frame: np.ndarray | None) -> None:
+        if frame is None:
+            return
+        event = self.endpointer.feed(frame)
+        if isinstance(event, SpeechStarted):
+            self.frames = self.endpointer.preroll()
+        elif self.endpointer.in_speech and len(self.frames) < MAX_UTTERANCE_FRAMES:
+            self.frames.append(frame.copy())
+        if isinstance(event, SpeechEnded) and self.frames:
+            pcm, self.frames = np.concatenate(self.frames), []
+            task = asyncio.ensure_future(self._decode(pcm, utcnow()))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _decode(self, pcm: np.ndarray, at: object) -> None:
+        try:
+            result = await self.engine.transcribe(pcm, 8000)
+        except Exception as exc:  # transcription is a convenience; the call goes on without it
+            log.warning("live transcription of %s failed: %s", self.call, exc)
+            return
+        if not result.text.strip():
+            return
+        offset = int((at - self.started_at).total_seconds() * 1000)  # type: ignore[operator]
+        self.call_log.message(
+            self.conversation_id, sender=self.sender, kind="utterance", text=result.text,
+            at=at, confidence=round(result.confidence, 3), offset_ms=offset,  # type: ignore[arg-type]
+            meta={"engine": result.engine, "live": True},
+        )  # fmt: skip
+
+
+class CallTaps:
+    def __init__(self) -> None:
+        self._consumers: list[tuple[Call, object]] = []
+        self._recording: Recording | None = None
+        self._transcribers: list[_LegTranscriber] = []
+        self._call_log: CallLog | None = None
+        self._conversation_id = ""
+
+    @classmethod
+    def start(
+        cls, caller: Call, agent: Call, *, recordings: RecordingWriter | None, asr: Engine | None,
+        call_log: CallLog | None, settings: SpeechSettings | None = None, conversation_id: str | None = None,
+    ) -> CallTaps:  # fmt: skip
+        """`conversation_id`: the customer's conversation (the caller's call id unless it is a callback)."""
+        taps = cls()
+        taps._call_log = call_log
+        taps._conversation_id = conversation_id or caller.id
+        if recordings is not None:
+            taps._record(caller, agent, recordings)
+        if asr is not None and call_log is not None:
+            for leg, sender in ((caller, "caller"), (agent, "agent")):
+                transcriber = _LegTranscriber(leg, sender, taps._conversation_id, asr, call_log, caller.started_at)
+                taps._transcribers.append(transcriber)
+                taps._attach(leg, transcriber.on_frame)
+        return taps
+
+    def _record(self, caller: Call, agent: Call, recordings: RecordingWriter) -> None:
+        recording = recordings.open(self._conversation_id, kind="call", channels=2)
+        self._recording = recording
+        latest: dict[str, np.ndarray | None] = {"agent": None}
+
+        def agent_frame(frame: np.ndarray | None) -> None:
+            latest["agent"] = None if frame is None else frame.copy()
+
+        def caller_frame(frame: np.ndarray | None) -> None:
+            # one row per tick: channel 1 the caller, channel 2 the agent (their latest frame, or silence)
+            recording.write(frame, latest["agent"])
+            latest["agent"] = None
+
+        self._attach(agent, agent_frame)
+        self._attach(caller, caller_frame)
+
+    def _attach(self, leg: Call, consumer: object) -> None:
+        leg.add_audio_consumer(consumer)  # type: ignore[arg-type]
+        self._consumers.append((leg, consumer))
+
+    def stop(self) -> None:
+        for leg, consumer in self._consumers:
+            leg.remove_audio_consumer(consumer)  # type: ignore[arg-type]
+        self._consumers.clear()
+        if self._recording is not None:
+            info = self._recording.close()
+            if self._call_log is not None:
+                self._call_log.recording(self._conversation_id, recording_id=info.recording_id, kind="call",
+                                         path=info.path, at=utcnow(), seconds=info.seconds)  # fmt: skip
+                self._call_log.message(self._conversation_id, sender="system", kind="recording",
+                                       text=f"call recording ({info.seconds:.0f} s, caller + agent)", at=utcnow(),
+                                       meta={"recording_id": info.recording_id, "channels": 2})  # fmt: skip
+            log.info("recorded %s: %s (%.1f s)", self._conversation_id, info.path, info.seconds)
+            self._recording = None
+
+
+__all__ = ["CallTaps"]
