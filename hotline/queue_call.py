@@ -82,6 +82,7 @@ def music_on_hold(seconds: float = 20.0) -> np.ndarray:
 
 
 _MUSIC = music_on_hold()
+QUICK_MATCH_SECONDS = 0.8  # how long to wait for a free agent before the first announcement
 
 
 def callback_uri(call: Call) -> str | None:
@@ -142,10 +143,12 @@ class QueueCall:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + queue.max_wait
         offer_future = self.acd.offers_for(entry_id)
+        with contextlib.suppress(TimeoutError):  # a free agent: no announcement at all
+            await asyncio.wait_for(asyncio.shield(offer_future), QUICK_MATCH_SECONDS)
         first = True
         while True:
             if not offer_future.done():
-                await self._announce(entry_id, texts, first)
+                await self._announce(entry_id, texts, first, offer_future)
                 first = False
             offer = await self._hold(offer_future, min(queue.announce_period, max(0.0, deadline - loop.time())))
             if isinstance(offer, Offer):
@@ -161,7 +164,10 @@ class QueueCall:
             if loop.time() >= deadline:
                 return await self._overflow(queue, entry_id, texts, request)
 
-    async def _announce(self, entry_id: str, texts: dict[str, str], first: bool) -> None:
+    async def _announce(
+        self, entry_id: str, texts: dict[str, str], first: bool, offer: asyncio.Future[Offer]
+    ) -> None:
+        """Position and expected wait; an offer arriving meanwhile cuts it short."""
         position = await asyncio.to_thread(self.router.position, entry_id)
         minutes = max(1, round(position.estimated_wait / 60))
         parts = [texts["position"].format(position=position.position, ahead=position.position - 1),
@@ -169,7 +175,11 @@ class QueueCall:
         if first:
             parts.append(texts["options"])
         self.note("queue_position", f"{position.position} of {position.waiting}, ~{position.estimated_wait} s")
-        await self.say(" ".join(parts), interruptible=True)
+        speaking = asyncio.ensure_future(self.say(" ".join(parts), interruptible=True))
+        done, _ = await asyncio.wait({speaking, offer}, return_when=asyncio.FIRST_COMPLETED)
+        if speaking not in done:
+            self.call.stop_playback()
+        await speaking  # raises if the caller hung up
 
     async def _hold(self, offer_future: asyncio.Future[Offer], seconds: float) -> Offer | str | None:
         """Music until an offer, a key (1/2), or `seconds` pass. Raises CallEndedError if they hang up."""

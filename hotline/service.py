@@ -76,6 +76,7 @@ class Service:
             return
         assert self.call_log is not None
         self.call_log.call_updated(call.id, flow=live.label)
+        self.call_log.conversation_updated(call.id, flow=live.label, language=live.flow.language)
         call.event("flow", live.label)
         channel = VoiceChannel(
             call, self.synthesizer, voice=self.settings.tts_voice, queue_targets=self.settings.queue_targets,
