@@ -14,7 +14,8 @@ from bot.text import normalize
 _PERSON = (
     r"(?:agent|agents|adviser|advisor|advisors|advisers|operator|representative|rep|human|humans|human being|"
     r"real person|actual person|live person|person|someone|somebody|anyone|member of staff|staff|"
-    r"customer service|customer services|customer care|support team|team|department|dept|desk)"
+    r"customer service|customer services|customer care|support team|team|department|dept|desk|manager|"
+    r"supervisor|live agent|real human)"
 )
 _REQUEST = re.compile(
     rf"\b(?:speak|speaking|talk|talking|chat|connect|connected|transfer|transferred|put|get|want|need|give|"
@@ -26,6 +27,8 @@ _BARE = re.compile(rf"^(?:\W*(?:um|uh|erm|er|hi|hello|yes|yeah|ok|okay|please|ju
                    rf"thank you|pls|plz))*\W*$")  # fmt: skip
 # what speech recognition makes of "operator" / "agent" on a phone line
 _MISHEARD = re.compile(r"\b(?:opera tour|opera tor|operate her|a gent|agence)\b")
+# requests that name no person: "transfer me", "put me through", "connect me"
+_BARE_REQUEST = re.compile(r"^\W*(?:please\W+)?(?:transfer|put|connect)\W+me(?:\W+through)?(?:\W+please)?\W*$")
 _ANYONE = re.compile(rf"\b{_PERSON}\W+(?:there\W+)?(?:i|we)\W+(?:can|could)\W+(?:talk|speak|chat)\b")
 # questions *about* people ("what time can I speak to someone?", "will a human read it?") are not requests
 _NOT_REQUEST = re.compile(
@@ -33,7 +36,8 @@ _NOT_REQUEST = re.compile(
     r"opening hours|open|when can|when are|is there a person|or is it just|or just|do i have to|do i need to)\b"
 )
 _ZH = re.compile(
-    r"转人工|人工客服|人工服务|找人工|接人工|要人工|找个人|找个真人|真人|接线员|客服人员|人工坐席|坐席|仁工|人工(?!智能)"
+    r"转人工|人工客服|人工服务|找人工|接人工|要人工|找个人|找个真人|真人|接线员|客服人员|人工坐席|坐席|仁工|人工(?!智能)|"
+    r"找客服|要客服|转客服|接客服|转接客服|找你们客服"
 )
 _ZH_NOT_REQUEST = re.compile(r"几点|什么时候|时间|周末|能找到.*吗|有没有人工|会有.*吗|处理吗")
 _ZH_INSIST = re.compile(r"转人工|我要|给我|马上|立刻")
@@ -45,7 +49,7 @@ def is_handoff_request(text: str, language: str = "en") -> bool:
         return False
     if _ZH.search(said):
         return not _ZH_NOT_REQUEST.search(said) or bool(_ZH_INSIST.search(said))
-    if _BARE.match(said) or _MISHEARD.search(said):
+    if _BARE.match(said) or _MISHEARD.search(said) or _BARE_REQUEST.match(said):
         return True
     if _NOT_REQUEST.search(said):
         return False
