@@ -86,6 +86,8 @@ class _LanguageIndex:
         self.position = {entry.id: i for i, entry in enumerate(self.entries)}
         # an entry's questions are contiguous documents: [first_doc[i], first_doc[i + 1])
         self.first_doc = np.searchsorted(self.doc_entry_array, np.arange(len(self.entries) + 1))
+        # ... and none is empty (every entry has a question), so per-entry maxima are one `reduceat`
+        self.contiguous = bool(self.doc_entry) and bool(np.all(np.diff(self.first_doc) > 0))
         df: Counter[str] = Counter()
         for counts in self.doc_terms:
             df.update(counts.keys())
@@ -125,8 +127,7 @@ class _LanguageIndex:
         similarity = self.similarity.similarities(terms, text)
         if known:
             per_question = self.questions.get_scores(known)
-            best_question = np.zeros(len(self.entries))
-            np.maximum.at(best_question, self.doc_entry_array, per_question)
+            best_question = self._best_per_entry(per_question)
             scores = (
                 best_question
                 + ENTRY_WEIGHT * self.topics.get_scores(known)
@@ -184,6 +185,15 @@ class _LanguageIndex:
             for c in candidates
         ]  # fmt: skip
         return Ranking(tuple(terms), tuple(candidates), unknown)
+
+    def _best_per_entry(self, per_question: np.ndarray) -> np.ndarray:
+        """Each entry's best question score (0 at least). An entry's questions are contiguous documents, so
+        this is one `reduceat` over the segments; `np.maximum.at` took ~3 ms at 5,000 entries (bench/kb_latency)."""
+        if not self.contiguous:
+            best = np.zeros(len(self.entries))
+            np.maximum.at(best, self.doc_entry_array, per_question)
+            return best
+        return np.maximum(np.maximum.reduceat(per_question, self.first_doc[:-1]).astype(np.float64), 0.0)
 
     def exact_match(self, terms: list[str]) -> KnowledgeEntry | None:
         owners = self.exact.get(tuple(sorted(set(terms))), set()) if terms else set()
