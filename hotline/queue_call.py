@@ -55,7 +55,11 @@ TEXTS = {
 
 
 class Taps(Protocol):
-    """What runs while a caller and an agent are bridged (recording both sides, live transcription)."""
+    """What runs while a caller and an agent are bridged (recording both sides, live transcription).
+
+    The factory gets (customer leg, agent leg, the customer's conversation id): for a callback the customer's
+    leg is an outbound call of ours, whose words and recording belong to the conversation of the call in which
+    they asked to be called back."""
 
     def stop(self) -> None: ...
 
@@ -229,14 +233,23 @@ class QueueCall:
             raise CallEndedError(self.call.id)
         await asyncio.to_thread(self.router.answered, offer.entry_id)
         self.call.event("transfer", f"bridged to {offer.agent_name} <{offer.sip_uri}>")
-        taps = self.taps(self.call, agent, offer.entry_id) if self.taps else _NoTaps()
+        await self._bridge(self.call, agent, offer)
+        return TransferResult(True, f"bridged to {offer.agent_name}")
+
+    async def _bridge(self, customer: Call, agent: Call, offer: Offer) -> None:
+        """Bridge the legs (recorded and transcribed) until one hangs up, then end the entry (wrap-up).
+
+        When the caller hangs up, the flow's task is cancelled inside `Bridge.run`: the entry is still ended
+        (as the caller's hang-up) before the cancellation goes on.
+        """
+        taps = self.taps(customer, agent, offer.conversation_id) if self.taps else _NoTaps()
+        first = "a"  # a cancelled bridge: the customer's side went away
         try:
-            first = await Bridge(self.call, agent).run()
+            first = await Bridge(customer, agent).run()
         finally:
             taps.stop()
             reason = "agent_bye" if first == "b" else "caller_bye"
             await asyncio.to_thread(self.router.ended, offer.entry_id, reason)
-        return TransferResult(True, f"bridged to {offer.agent_name}")
 
     async def _callback(self, entry_id: str, texts: dict[str, str]) -> TransferResult:
         uri = callback_uri(self.call)
@@ -271,13 +284,7 @@ class QueueCall:
                 return
             await asyncio.to_thread(self.router.answered, offer.entry_id)
             customer.event("transfer", f"callback bridged to {offer.agent_name}")
-            taps = self.taps(customer, agent, offer.entry_id) if self.taps else _NoTaps()
-            try:
-                first = await Bridge(customer, agent).run()
-            finally:
-                taps.stop()
-                reason = "agent_bye" if first == "b" else "caller_bye"
-                await asyncio.to_thread(self.router.ended, offer.entry_id, reason)
+            await self._bridge(customer, agent, offer)
             return
 
     async def _voicemail(self, entry_id: str, texts: dict[str, str]) -> TransferResult:

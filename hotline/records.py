@@ -26,15 +26,18 @@ class _Progress:
     started_at: datetime
     transferred: bool = False
     voicemail: bool = False
+    callback: bool = False
     transfer_tried: bool = False
 
 
 def disposition(call: Call, progress: _Progress) -> str:
-    """contained / transferred / voicemail / abandoned, the way a contact-center report counts them."""
+    """contained / transferred / voicemail / callback / abandoned, the way a contact-center report counts them."""
     if progress.transferred:
         return "transferred"
     if progress.voicemail:
         return "voicemail"
+    if progress.callback:
+        return "callback"  # they keep their place in the queue; we call them back
     if call.answered_at is None or (progress.transfer_tried and call.end_reason == "caller_bye"):
         return "abandoned"  # never answered, or hung up while being put through
     return "contained"
@@ -75,6 +78,8 @@ class CallRecords:
         self.log.event(call.id, type, value, at=at)
         progress = self._calls.get(call.id)
         if progress is None:
+            if type == "recording" and call.direction == "inbound":
+                self._late_recording(call.id, value, at)
             return  # an event after the end (late BYE handling): the CDR has it, the transcript is closed
         try:
             self._transcribe(call.id, progress, type, value, at)
@@ -109,6 +114,11 @@ class CallRecords:
                 self.log.conversation_updated(call_id, flow=value)
         elif type == "language":
             self.log.conversation_updated(call_id, language=value)
+        elif type == "queue":  # "<queue> entry <id>": the queue the caller waits in now (overflow moves it)
+            self.log.conversation_updated(call_id, queue=value.split(" ", 1)[0])
+        elif type == "callback":
+            progress.callback = True
+            message("system", "note", f"callback requested: {value}")
         elif type == "transfer":
             progress.transfer_tried = True
             if value.startswith("queue "):
@@ -127,6 +137,23 @@ class CallRecords:
             )  # fmt: skip
             message("system", "recording", f"{info.get('kind', 'recording')} ({info.get('seconds', 0):.0f} s)",
                     meta={"recording_id": info["id"]})  # fmt: skip
+
+    def _late_recording(self, call_id: str, value: str, at: datetime) -> None:
+        """A recording closed after the call ended: a voicemail the caller finished by hanging up (the flow
+        is torn down after the hang-up is recorded). It still gets its row, its transcript line and, for a
+        voicemail, the disposition."""
+        try:
+            info = json.loads(value)
+            kind = info.get("kind", "call")
+            self.log.recording(call_id, recording_id=info["id"], kind=kind, path=info["path"], at=at,
+                               seconds=info.get("seconds"))  # fmt: skip
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("call %s: late recording %r not recorded: %s", call_id, value, exc)
+            return
+        self.log.message(call_id, sender="system", kind="recording", text=f"{kind} ({info.get('seconds', 0):.0f} s)",
+                         at=at, meta={"recording_id": info["id"]})  # fmt: skip
+        if kind == "voicemail":
+            self.log.conversation_updated(call_id, disposition="voicemail")
 
     def call_ended(self, call: Call) -> None:
         if call.answered_at is not None and call.remote_media:

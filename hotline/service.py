@@ -229,10 +229,11 @@ class Service:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _taps(self, caller: Call, agent: Call, entry_id: str) -> Taps:
-        """What runs on a caller-agent bridge: recording of both sides and live transcription."""
+    def _taps(self, caller: Call, agent: Call, conversation_id: str) -> Taps:
+        """What runs on a caller-agent bridge: recording of both sides and live transcription, written to the
+        customer's conversation (for a callback, the call in which they asked for it)."""
         return CallTaps.start(caller, agent, recordings=self.recordings, asr=self.asr, call_log=self.call_log,
-                              settings=self.speech_settings)  # fmt: skip
+                              settings=self.speech_settings, conversation_id=conversation_id)  # fmt: skip
 
     def _apply_callcenter(self, session_factory: sessionmaker[Session]) -> None:
         if self.settings.callcenter is None:

@@ -160,6 +160,7 @@ class VoiceChannel:
                 finished.set_result("silence")
 
         self.call.add_audio_consumer(on_frame)
+        digit_task: asyncio.Future[str | None] | None = None
         try:
             deadline = started + request.max_seconds
             while not finished.done():
@@ -169,7 +170,6 @@ class VoiceChannel:
                 digit_task = asyncio.ensure_future(self.call.next_digit(remaining))
                 done, _ = await asyncio.wait({digit_task, finished}, return_when=asyncio.FIRST_COMPLETED)
                 if digit_task not in done:
-                    digit_task.cancel()
                     break
                 digit = digit_task.result()
                 if digit is None or (request.finish_on_key and digit == request.finish_on_key):
@@ -178,6 +178,8 @@ class VoiceChannel:
             pass  # hanging up is the usual way to finish a voicemail
         finally:
             # also runs when the flow is torn down because the caller left: the message is always kept
+            if digit_task is not None:
+                digit_task.cancel()  # (cancelled with the flow, it would otherwise end in an unread error)
             self.call.remove_audio_consumer(on_frame)
             info = writer.close()
             self.call.event("recording", json.dumps(
