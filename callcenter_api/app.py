@@ -20,7 +20,8 @@ from callcenter_api.auth import current_principal, require
 from callcenter_api.chat import ChatService
 from callcenter_api.events import EventHub
 from callcenter_api.flow_store import FlowInvalid
-from callcenter_api.routes import agents, calls, chat, contacts, conversations, flows, kb, people, recordings
+from callcenter_api.metrics import Metrics
+from callcenter_api.routes import agents, calls, chat, contacts, conversations, flows, kb, people, recordings, stats
 from callcenter_api.schemas import ErrorOut, Health
 from ivr_flows.registry import FlowRegistry
 
@@ -43,6 +44,7 @@ TAGS = [
     {"name": "agents", "description": "Agents and queues (supervisors), and each agent's own console API."},
     {"name": "auth", "description": "Sign in with a username and password; the token goes in Authorization."},
     {"name": "users", "description": "Users and roles (admins only)."},
+    {"name": "stats", "description": "The supervisor live view: queues, agents, service level, containment."},
     {"name": "health", "description": "Liveness and readiness for load balancers and orchestration."},
 ]
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -92,6 +94,8 @@ def create_app(
     app.state.chat = (
         ChatService(session_factory, bot, hub, phone_region=phone_region) if hasattr(bot, "answer") else None
     )
+    app.state.metrics = Metrics(session_factory)
+    hub.add_listener(app.state.metrics.on_event)  # counters of what this process publishes (callcenter_api.metrics)
     app.add_exception_handler(FlowInvalid, flows.flow_invalid_response)
 
     @app.get(
@@ -113,7 +117,7 @@ def create_app(
         status.HTTP_401_UNAUTHORIZED: {"model": ErrorOut, "description": "Missing/wrong token."},
         status.HTTP_403_FORBIDDEN: {"model": ErrorOut, "description": "The role may not do this."},
     }
-    for router in (calls.router, flows.router, kb.router, contacts.router):
+    for router in (calls.router, flows.router, kb.router, contacts.router, stats.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=supervisors, responses=denied)
     for router in (conversations.router, recordings.router, agents.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=signed_in, responses=denied)
@@ -122,9 +126,19 @@ def create_app(
     app.include_router(conversations.ws_router)
     app.include_router(agents.ws_router)
     app.include_router(chat.router)
+    app.include_router(stats.ws_router)
+    app.include_router(stats.metrics_router)
 
     @app.get("/chat", include_in_schema=False)
     def chat_page() -> HTMLResponse:
         return HTMLResponse((WEB_DIR / "chat.html").read_text(encoding="utf-8"))
+
+    @app.get("/agent", include_in_schema=False)
+    def agent_page() -> HTMLResponse:
+        return HTMLResponse((WEB_DIR / "agent.html").read_text(encoding="utf-8"))
+
+    @app.get("/supervisor", include_in_schema=False)
+    def supervisor_page() -> HTMLResponse:
+        return HTMLResponse((WEB_DIR / "supervisor.html").read_text(encoding="utf-8"))
 
     return app

@@ -37,6 +37,8 @@ from callcenter_api.call_ops import (
     check_update_fields,
 )
 from callcenter_api.history.identity import Identity
+from callcenter_api.models import Message
+from callcenter_api.schemas.history import MessageOut
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +73,16 @@ class CallLog:
         *,
         max_batch: int = 2000,
         retry_delays: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 4.0),
+        publish: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         """`retry_delays`: waits before re-running a whole batch after a connection-level error, so a brief
-        database outage (a PostgreSQL failover takes seconds) delays records instead of dropping them."""
+        database outage (a PostgreSQL failover takes seconds) delays records instead of dropping them.
+
+        `publish(topic, event)` (an `EventHub.publish`) is told what each committed batch wrote: every message
+        on ``conversation:<id>`` (so a console sees a call's transcript live) and calls starting, being
+        answered and ending on ``calls``. Nothing is published for a batch that did not commit."""
         self._session_factory = session_factory
+        self._publish = publish
         self._max_batch = max_batch
         self._retry_delays = tuple(retry_delays)
         self._queue: queue.SimpleQueue[Op | _Marker] = queue.SimpleQueue()
@@ -312,13 +320,43 @@ class CallLog:
                 self.batches += 1
 
     def _commit(self, ops: list[Op]) -> None:
+        events: list[tuple[str, dict[str, Any]]] = []
         with self._session_factory() as session, session.begin():
             for op in ops:
-                op.apply(session)
+                written = op.apply(session)
+                if self._publish is not None:
+                    events += _events_of(op, written)
+            if events:
+                session.flush()  # message ids for the events
+                events = [(topic, event() if callable(event) else event) for topic, event in events]
+        for topic, event in events:
+            try:
+                self._publish(topic, event)  # type: ignore[misc]
+            except Exception:  # a broken subscriber must never stop call records
+                log.exception("call log: publishing %s failed", topic)
 
     def _failed(self, op: Op, error: Exception | None) -> None:
         self.failed_ops += 1
         log.error("call log: could not write %r: %s", op, _short(error))
+
+
+def _events_of(op: Op, written: object) -> list[tuple[str, Any]]:
+    """What a committed op tells the live views (message events are built after the flush gave them ids)."""
+    if isinstance(op, MessageAdded) and isinstance(written, Message):
+        return [(f"conversation:{op.call_id}", lambda: message_event(written))]
+    if isinstance(op, CallStarted):
+        return [("calls", {"type": "call", "event": "started", "call_id": op.call_id, "inbound": op.conversation})]
+    if isinstance(op, CallUpdated) and "ended_at" in op.fields:
+        return [("calls", {"type": "call", "event": "ended", "call_id": op.call_id,
+                           "reason": op.fields.get("end_reason")})]  # fmt: skip
+    if isinstance(op, CallUpdated) and "answered_at" in op.fields:
+        return [("calls", {"type": "call", "event": "answered", "call_id": op.call_id})]
+    return []
+
+
+def message_event(message: Message) -> dict[str, Any]:
+    """The same event the chat channel publishes for a message (`callcenter_api.chat.message_event`)."""
+    return {"type": "message", "message": MessageOut.model_validate(message).model_dump(mode="json")}
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

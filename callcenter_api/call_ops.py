@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from callcenter_api.history import contacts
 from callcenter_api.history.conversations import add_message
 from callcenter_api.history.identity import Identity
-from callcenter_api.models import Call, CallEvent, Conversation, Recording
+from callcenter_api.models import Call, CallEvent, Conversation, Message, Recording
 
 _CALL_ID = re.compile(r"[0-9a-f]{32}")
 _EVENT_TYPE_MAX = 32
@@ -37,7 +37,7 @@ class CallNotFound(LookupError):
 class Op(Protocol):
     call_id: str
 
-    def apply(self, session: Session) -> None: ...
+    def apply(self, session: Session) -> object: ...
 
 
 def new_call_id() -> str:
@@ -188,8 +188,8 @@ class MessageAdded:
     offset_ms: int | None = None
     meta: dict[str, Any] | None = None
 
-    def apply(self, session: Session) -> None:
-        add_message(
+    def apply(self, session: Session) -> Message:
+        return add_message(
             session, self.call_id, sender=self.sender, kind=self.kind, text=self.text, at=self.at,
             confidence=self.confidence, offset_ms=self.offset_ms, meta=self.meta,
         )  # fmt: skip

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,12 @@ class EventHub:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def add_listener(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        """Called with every published event, synchronously in the publisher's thread (metrics counters):
+        it must be quick, thread-safe and never block."""
+        self._listeners.append(listener)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -45,6 +51,11 @@ class EventHub:
 
     def publish(self, topic: str, event: dict[str, Any]) -> None:
         """Safe from any thread; delivery happens on the event loop."""
+        for listener in self._listeners:
+            try:
+                listener(topic, event)
+            except Exception:  # a listener is an observer: it must never break the publisher
+                log.exception("event listener failed on %s", topic)
         loop = self._loop
         if loop is None or loop.is_closed():
             return

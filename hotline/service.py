@@ -96,7 +96,10 @@ class Service:
         await asyncio.to_thread(migrate, settings.db)
         engine = make_engine(settings.db)
         session_factory = make_session_factory(engine)
-        self.call_log = CallLog(session_factory)
+        hub = EventHub()
+        loop = asyncio.get_running_loop()
+        hub.bind(loop)
+        self.call_log = CallLog(session_factory, publish=hub.publish)  # a call's transcript reaches consoles live
         self.call_log.start()
         self.recordings = RecordingWriter(settings.recordings_dir)
         self.bot = KnowledgeBot()
@@ -112,9 +115,6 @@ class Service:
         self.synthesizer = create_synthesizer(
             settings.tts_engine, cache_dir=settings.tts_cache_dir, voice=settings.tts_voice
         )
-        hub = EventHub()
-        loop = asyncio.get_running_loop()
-        hub.bind(loop)
         await asyncio.to_thread(self._apply_callcenter, session_factory)
         worker = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
 

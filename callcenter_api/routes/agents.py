@@ -154,16 +154,6 @@ def change_agent(agent_id: str, body: AgentIn, session: SessionDep) -> AgentOut:
     return AgentOut.model_validate(agent)
 
 
-@router.post("/agents/{agent_id}/state", dependencies=supervise, summary="Set an agent's state (supervisor)")
-def supervisor_sets_state(agent_id: str, body: StateIn, request: Request) -> AgentOut:
-    try:
-        return AgentOut.model_validate(_router(request).set_agent_state(agent_id, body.state, reason="supervisor"))
-    except LookupError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except RoutingError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-
-
 @router.get("/queues", dependencies=supervise, summary="Queues")
 def list_queues(session: SessionDep) -> list[QueueOut]:
     return [QueueOut.model_validate(q) for q in session.scalars(select(Queue).order_by(Queue.name))]
@@ -201,6 +191,17 @@ def my_agent(session: SessionDep, principal: PrincipalDep) -> AgentOut:
 def set_my_state(body: StateIn, request: Request, principal: PrincipalDep) -> AgentOut:
     try:
         return AgentOut.model_validate(_router(request).set_agent_state(_me(principal), body.state))
+    except RoutingError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+
+
+# declared after /agents/me/state: routes match in order, and "me" must not be taken for an agent id
+@router.post("/agents/{agent_id}/state", dependencies=supervise, summary="Set an agent's state (supervisor)")
+def supervisor_sets_state(agent_id: str, body: StateIn, request: Request) -> AgentOut:
+    try:
+        return AgentOut.model_validate(_router(request).set_agent_state(agent_id, body.state, reason="supervisor"))
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     except RoutingError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
 
@@ -270,13 +271,14 @@ def wrap_up(conversation_id: str, body: WrapUpIn, request: Request, session: Ses
     if entry is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no conversation {conversation_id} of yours")
     now = datetime.now(UTC)
-    with session.begin():
-        conversation = session.get(Conversation, conversation_id)
-        assert conversation is not None
-        offset = max(0, int((now - conversation.started_at).total_seconds() * 1000))
-        meta = {"wrap_up": body.disposition, "agent_id": principal.agent_id}
-        add_message(session, conversation_id, sender="agent", kind="note", text=body.notes or body.disposition,
-                    at=now, offset_ms=offset, meta=meta)  # fmt: skip
+    # the lookup above already began the session's transaction (autobegin): write in it, then commit
+    conversation = session.get(Conversation, conversation_id)
+    assert conversation is not None
+    offset = max(0, int((now - conversation.started_at).total_seconds() * 1000))
+    meta = {"wrap_up": body.disposition, "agent_id": principal.agent_id}
+    add_message(session, conversation_id, sender="agent", kind="note", text=body.notes or body.disposition,
+                at=now, offset_ms=offset, meta=meta)  # fmt: skip
+    session.commit()
     state = None
     if body.done:
         agent = session.get(Agent, principal.agent_id)
