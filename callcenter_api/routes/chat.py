@@ -17,6 +17,7 @@ from callcenter_api.history.conversations import messages_of
 from callcenter_api.history.identity import InvalidIdentity
 from callcenter_api.models import Conversation
 from callcenter_api.routes.conversations import deny, stream
+from callcenter_api.routing import chats
 from callcenter_api.schemas import ErrorOut
 from callcenter_api.schemas.chat import ChatMessageIn, ChatMessagesOut, ChatStartIn, ChatStartOut
 from callcenter_api.schemas.history import MessageOut
@@ -80,6 +81,8 @@ def post_message(body: ChatMessageIn, conversation: CustomerDep, request: Reques
         updated, messages = _chat(request).post(conversation.id, body.text.strip() or body.text)
     except ChatClosed:
         raise HTTPException(status.HTTP_409_CONFLICT, detail="this chat has ended; start a new one") from None
+    if updated.status == "queued":  # handed off by the bot: into the agents' queue (once)
+        chats.queue_handed_off_chat(request.app.state.router, request.app.state.session_factory, conversation.id)
     return ChatMessagesOut(status=updated.status, messages=[MessageOut.model_validate(m) for m in messages])
 
 
@@ -93,6 +96,7 @@ def get_messages(conversation: CustomerDep, request: Request, after: int = 0) ->
 @router.post("/conversations/{conversation_id}/close", summary="End the chat", responses=DENIED)
 def close_chat(conversation: CustomerDep, request: Request) -> ChatMessagesOut:
     closed = _chat(request).close(conversation.id, by="customer")
+    chats.chat_closed(request.app.state.router, request.app.state.session_factory, conversation.id, by="customer")
     return ChatMessagesOut(status=closed.status, messages=[])
 
 

@@ -20,6 +20,7 @@ from callcenter_api.history.conversations import TimelineItem, messages_of
 from callcenter_api.models import Conversation, QueueEntry, Recording
 from callcenter_api.people import Principal
 from callcenter_api.routes.contacts import detail_out
+from callcenter_api.routing import chats
 from callcenter_api.schemas import ErrorOut
 from callcenter_api.schemas.history import AgentMessageIn, ConversationDetail, ConversationOut, MessageOut
 
@@ -90,9 +91,11 @@ def close_conversation(
     if not may_see(session, principal, conversation_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found")
     try:
-        return ConversationOut.model_validate(_chat(request).close(conversation_id, by="agent"))
+        closed = _chat(request).close(conversation_id, by="agent")
     except ChatNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"conversation {conversation_id} not found") from None
+    chats.chat_closed(request.app.state.router, request.app.state.session_factory, conversation_id, by="agent")
+    return ConversationOut.model_validate(closed)
 
 
 async def stream(

@@ -249,3 +249,51 @@ def test_agent_console_screen_pop_bridge_live_transcript_and_wrap_up(
     assert re.search(r'hotline_bot_decisions_total\{channel="voice",outcome="\w+"\} 1\.0', metrics), metrics
     assert "process_resident_memory_bytes" in metrics
     assert chat_id  # the earlier chat is the one the history showed
+
+
+def test_a_chat_handed_off_by_the_bot_is_accepted_answered_and_closed_in_the_console(
+    start_hotline: Callable[..., HotlineServer], browser: Any, tmp_path: Path
+) -> None:
+    config = tmp_path / "callcenter.yaml"
+    config.write_text("queues:\n  general: {ring_timeout: 120, wrap_up_seconds: 0}\n"
+                      "agents:\n  - {name: Ann, languages: [en], username: ann}\n")  # fmt: skip
+    server = start_hotline(startup_timeout=STARTUP_TIMEOUT, extra_args=["--callcenter", str(config)],
+                           env={"HOTLINE_PASSWORD_ANN": AGENT_PASSWORD})  # fmt: skip
+    page = new_page(browser)
+    sign_in(page, f"{server.base_url}/agent", "ann", AGENT_PASSWORD)
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-connected", "true")
+    page.get_by_test_id("state-available").click()
+    expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "available")
+
+    base = f"{server.base_url}/api/v1/chat/conversations"
+    chat = httpx.post(base, json={"email": "pat@example.com", "name": "Pat"}, timeout=10.0).json()
+    customer = {"Authorization": f"Bearer {chat['token']}"}
+    cid = chat["conversation_id"]
+    said = httpx.post(f"{base}/{cid}/messages", json={"text": "can I speak to a real person please"},
+                      headers=customer, timeout=10.0)  # fmt: skip
+    assert said.json()["status"] == "queued", said.text
+
+    item = page.locator('[data-testid="work-item"][data-channel="webchat"]')
+    expect(item).to_have_attribute("data-state", "offered")
+    expect(page.get_by_test_id("contact")).to_contain_text("pat@example.com")
+    transcript = page.get_by_test_id("transcript")
+    expect(transcript.locator('[data-sender="caller"]').first).to_have_text(re.compile("real person"))
+    page.get_by_test_id("accept").click()
+    expect(item).to_have_attribute("data-state", "connected")
+    page.get_by_label("Reply").fill("Hi Pat, Ann here. How can I help?")
+    page.get_by_label("Reply").press("Enter")
+    expect(transcript.locator('[data-sender="agent"]').last).to_have_text(re.compile("Ann here"))
+    seen = httpx.get(f"{base}/{cid}/messages", headers=customer, timeout=10.0).json()["messages"]
+    assert "Hi Pat, Ann here. How can I help?" in [m["text"] for m in seen]
+    httpx.post(f"{base}/{cid}/messages", json={"text": "My SIM is blocked"}, headers=customer, timeout=10.0)
+    expect(transcript.locator('[data-sender="caller"]').last).to_have_text(re.compile("SIM is blocked"))
+
+    page.get_by_test_id("close-chat").click()
+    expect(page.get_by_test_id("wrap-up-form")).to_be_visible()
+    page.get_by_label("Disposition").select_option("follow-up")
+    page.get_by_test_id("wrap-up-submit").click()
+    expect(page.get_by_test_id("wrap-up-saved")).to_contain_text("follow-up")
+    closed = admin(server, "GET", f"/api/v1/conversations/{cid}").json()
+    assert closed["status"] == "closed" and closed["disposition"] == "transferred", closed
+    agents = admin(server, "GET", "/api/v1/agents").json()
+    assert [(a["name"], a["state"], a["active_chats"]) for a in agents] == [("Ann", "available", 0)]

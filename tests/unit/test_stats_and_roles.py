@@ -8,12 +8,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from bot.engine import KnowledgeBot
+from bot.knowledge import parse
 from callcenter_api.app import create_app
 from callcenter_api.events import EventHub
 from callcenter_api.history.conversations import add_message
@@ -316,3 +320,78 @@ def test_the_pages_are_served(world: World) -> None:
         page = world.client.get(path)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert marker in page.text and 'aria-live="polite"' in page.text
+
+
+# ---- chats handed off by the bot: the same queues and agents -------------------------------------------------
+
+KB = Path(__file__).resolve().parents[2] / "bot" / "examples" / "northwind_kb.yaml"
+
+
+@pytest.fixture(scope="module")
+def bot() -> KnowledgeBot:
+    return KnowledgeBot(parse(KB.read_text(encoding="utf-8")))
+
+
+@pytest.fixture
+def chat_world(session_factory: sessionmaker[Session], bot: KnowledgeBot) -> Iterator[World]:
+    with session_factory() as s, s.begin():
+        s.add(Queue(name="general", required_skills={}, service_level_seconds=20, **QUEUE_DEFAULTS))
+        ann = create_user(s, "ann", PASSWORD, role="agent").id
+        s.add(_agent("ann", "offline", {}, ann))
+    hub = EventHub()
+    router = Router(session_factory, worker="w1", publish=hub.publish)
+    app = create_app(session_factory=session_factory, admin_token=ADMIN, hub=hub, router=router, bot=bot)
+    with TestClient(app) as client:
+        token = client.post("/api/v1/auth/login", json={"username": "ann", "password": PASSWORD}).json()["token"]
+        yield World(client, router, session_factory, {"ann": token, "admin": ADMIN})
+
+
+def _chat(world: World, text: str) -> tuple[str, dict[str, str]]:
+    started = world.client.post("/api/v1/chat/conversations", json={"phone": "+447700900777"}).json()
+    customer = {"Authorization": f"Bearer {started['token']}"}
+    said = world.client.post(f"/api/v1/chat/conversations/{started['conversation_id']}/messages",
+                             json={"text": text}, headers=customer)  # fmt: skip
+    assert said.json()["status"] == "queued", said.text
+    return started["conversation_id"], customer
+
+
+def test_a_handed_off_chat_is_offered_accepted_answered_and_closed(chat_world: World) -> None:
+    client, me = chat_world.client, chat_world.headers("ann")
+    client.post("/api/v1/agents/me/state", json={"state": "available"}, headers=me)
+    cid, customer = _chat(chat_world, "can I speak to a real person please")
+    again = client.post(f"/api/v1/chat/conversations/{cid}/messages", json={"text": "hello?"}, headers=customer)
+    assert again.status_code == 200  # still queued: not enqueued twice
+    (offer,) = chat_world.router.reserve()
+    assert (offer.agent_id, offer.channel, offer.queue, offer.conversation_id) == ("ann", "webchat", "general", cid)
+    (mine,) = client.get("/api/v1/agents/me/offers", headers=me).json()
+    assert mine["caller"] == "+447700900777" and mine["state"] == "offered"
+    pop = client.get(f"/api/v1/agents/me/offers/{offer.entry_id}", headers=me).json()
+    assert [m["text"] for m in pop["conversation"]["messages"] if m["sender"] == "caller"] == [
+        "can I speak to a real person please", "hello?"]  # fmt: skip
+    accepted = client.post(f"/api/v1/agents/me/offers/{offer.entry_id}/accept", headers=me)
+    assert accepted.status_code == 200 and accepted.json()["state"] == "connected", accepted.text
+    reply = client.post(f"/api/v1/conversations/{cid}/messages", json={"text": "Hi, Ann here.", "agent": "Ann"},
+                        headers=me)  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    seen = client.get(f"/api/v1/chat/conversations/{cid}/messages", headers=customer).json()["messages"]
+    assert "Hi, Ann here." in [m["text"] for m in seen]
+    assert client.post(f"/api/v1/conversations/{cid}/close", headers=me).status_code == 200
+    with chat_world.factory() as session:
+        assert session.get(QueueEntry, offer.entry_id).state == "done"  # type: ignore[union-attr]
+        assert session.get(Agent, "ann").active_chats == 0  # type: ignore[union-attr]
+    wrap = client.post(f"/api/v1/agents/me/conversations/{cid}/wrap-up", json={"disposition": "resolved"},
+                       headers=me)  # fmt: skip
+    assert wrap.status_code == 200, wrap.text
+
+
+def test_a_chat_closed_by_the_customer_while_waiting_is_abandoned(chat_world: World) -> None:
+    cid, customer = _chat(chat_world, "can I speak to a real person please")
+    assert client_close(chat_world, cid, customer) == 200
+    with chat_world.factory() as session:
+        (entry,) = session.scalars(select(QueueEntry).where(QueueEntry.conversation_id == cid))
+        assert (entry.state, entry.outcome) == ("abandoned", "caller_left")
+    assert chat_world.router.reserve() == []
+
+
+def client_close(world: World, cid: str, customer: dict[str, str]) -> int:
+    return world.client.post(f"/api/v1/chat/conversations/{cid}/close", headers=customer).status_code
