@@ -57,8 +57,8 @@ class EventHub:
             except Exception:  # a listener is an observer: it must never break the publisher
                 log.exception("event listener failed on %s", topic)
         loop = self._loop
-        if loop is None or loop.is_closed():
-            return
+        if loop is None or loop.is_closed() or topic not in self._subscribers:
+            return  # nobody listens (most call transcripts): no wake-up of the loop
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
