@@ -79,7 +79,10 @@ class QueueEntry(Base):
     """One customer waiting for (or talking to) an agent. Voice and chat share the queues and the agents."""
 
     __tablename__ = "queue_entries"
-    __table_args__ = (Index("ix_queue_entries_state_queue", "state", "queue"),)
+    __table_args__ = (
+        Index("ix_queue_entries_state_queue", "state", "queue"),
+        Index("ix_queue_entries_queue_ended_at", "queue", "ended_at"),  # recent handle times (expected wait)
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     queue: Mapped[str] = mapped_column(String(64), ForeignKey("queues.name"))

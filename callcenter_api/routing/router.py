@@ -19,16 +19,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter_api.models import Agent, AgentEvent, Queue, QueueEntry
-from callcenter_api.routing.states import FINAL_ENTRY_STATES, RoutingError, check_agent, check_entry
+from callcenter_api.routing.states import (
+    ENTRY_STATES,
+    FINAL_ENTRY_STATES,
+    RoutingError,
+    check_agent,
+    check_entry,
+)
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 15.0
 RESERVE_BATCH = 200  # waiting entries considered per reservation pass
+# The states an entry can be in before it is final, spelled out (`state IN (...)`) so the (state, queue) index
+# serves the lease queries instead of a scan of every entry ever made (`state NOT IN (final)`).
+LIVE_ENTRY_STATES = tuple(state for state in ENTRY_STATES if state not in FINAL_ENTRY_STATES)
 
 
 class QueueNotFound(LookupError):
@@ -62,18 +71,59 @@ class Position:
     agent_id: str | None
 
 
-def _eligible(agent: Agent, entry: QueueEntry, queue: Queue) -> bool:
-    needed = {**(queue.required_skills or {}), **(entry.skills or {})}
+def _needs(entry: QueueEntry, queue: Queue) -> tuple[dict[str, int], str | None]:
+    """The skills (queue's, then the entry's own) and the language an agent must have for this entry."""
+    return {**(queue.required_skills or {}), **(entry.skills or {})}, entry.language or queue.language
+
+
+def _qualified(agent: Agent, needed: dict[str, int], language: str | None, voice: bool) -> bool:
+    """The part of eligibility that depends only on what the entry needs, not on the entry itself."""
     if any(agent.skills.get(skill, 0) < level for skill, level in needed.items()):
         return False
-    language = entry.language or queue.language
     if language and agent.languages and language not in agent.languages:
+        return False
+    return bool(agent.sip_uri) if voice else True
+
+
+def _eligible(agent: Agent, entry: QueueEntry, queue: Queue) -> bool:
+    needed, language = _needs(entry, queue)
+    voice = entry.channel == "voice"
+    if not _qualified(agent, needed, language, voice):
         return False
     if agent.id in (entry.declined or []):
         return False
-    if entry.channel == "voice":
-        return bool(agent.sip_uri)
-    return agent.active_chats < agent.max_chats
+    return True if voice else agent.active_chats < agent.max_chats
+
+
+class _Matcher:
+    """`_eligible` for every entry of a reservation pass, without testing every (entry, agent) pair.
+
+    Most waiting entries need the same thing as many others (their queue's skills and language), so the
+    agents qualified for a need are found once per pass and kept; each entry then only drops the agents
+    already taken in this pass, the ones who declined it, and (chats) those with no free chat slot. Agents
+    only leave `free` during a pass, so a kept list never needs to grow.
+    """
+
+    def __init__(self, agents: Sequence[Agent]) -> None:
+        self.agents = list(agents)
+        self.free: dict[str, Agent] = {agent.id: agent for agent in agents}
+        self._qualified: dict[tuple[frozenset[tuple[str, int]], str | None, bool], list[tuple[str, Agent]]] = {}
+
+    def take(self, agent: Agent) -> None:
+        del self.free[agent.id]
+
+    def eligible(self, entry: QueueEntry, queue: Queue) -> list[Agent]:
+        needed, language = _needs(entry, queue)
+        voice = entry.channel == "voice"
+        key = (frozenset(needed.items()), language, voice)
+        kept = self._qualified.get(key)
+        if kept is None:
+            kept = [(a.id, a) for a in self.agents if a.id in self.free and _qualified(a, needed, language, voice)]
+        free = self.free
+        kept = self._qualified[key] = [(agent_id, a) for agent_id, a in kept if agent_id in free]
+        declined = entry.declined or []
+        return [a for agent_id, a in kept
+                if agent_id not in declined and (voice or a.active_chats < a.max_chats)]  # fmt: skip
 
 
 def _pick(agents: Sequence[Agent], strategy: str) -> Agent:
@@ -223,6 +273,11 @@ class Router:
         now = self.clock()
         offers: list[Offer] = []
         with self._transaction() as session:
+            agents = list(session.scalars(
+                select(Agent).where(Agent.state == "available").with_for_update(skip_locked=True)
+            ))  # fmt: skip
+            if not agents:
+                return []  # nobody to offer (the usual pass): no need to read and lock the waiting entries
             waiting = select(QueueEntry).where(QueueEntry.state.in_(("waiting", "callback")))
             if own_only:
                 waiting = waiting.where((QueueEntry.worker == self.worker) | QueueEntry.worker.is_(None))
@@ -232,15 +287,13 @@ class Router:
             ))  # fmt: skip
             if not entries:
                 return []
-            agents = list(session.scalars(
-                select(Agent).where(Agent.state == "available").with_for_update(skip_locked=True)
-            ))  # fmt: skip
             queues = {q.name: q for q in session.scalars(select(Queue))}
+            matcher = _Matcher(agents)
             for entry in entries:
-                if not agents:
+                if not matcher.free:
                     break
                 queue = queues[entry.queue]
-                eligible = [a for a in agents if _eligible(a, entry, queue)]
+                eligible = matcher.eligible(entry, queue)
                 if not eligible:
                     continue
                 agent = _pick(eligible, queue.strategy)
@@ -253,11 +306,11 @@ class Router:
                     self._move(session, agent, "reserved", f"offered {entry.queue}", entry_id=entry.id, now=now)
                     agent.lease_owner = entry.worker
                     agent.lease_expires = now + self.lease
-                    agents.remove(agent)
+                    matcher.take(agent)
                 else:
                     agent.active_chats += 1  # a chat offer holds a chat slot, not the agent
                     if agent.active_chats >= agent.max_chats:
-                        agents.remove(agent)
+                        matcher.take(agent)
                 offers.append(Offer(
                     entry.id, agent.id, agent.name, agent.sip_uri, entry.queue, entry.channel,
                     entry.conversation_id, entry.worker, queue.ring_timeout, queue.transfer,
@@ -382,14 +435,16 @@ class Router:
         now = self.clock()
         until = now + self.lease
         with self._transaction() as session:
-            entries = list(session.scalars(select(QueueEntry).where(
-                QueueEntry.worker == self.worker, QueueEntry.state.not_in(FINAL_ENTRY_STATES))))  # fmt: skip
-            for entry in entries:
-                entry.lease_expires = until
-            agents = list(session.scalars(select(Agent).where(Agent.lease_owner == self.worker)))
-            for agent in agents:
-                agent.lease_expires = until
-            return len(entries) + len(agents)
+            # two UPDATE statements, not a row loaded and written back per lease (2,000 callers: 0.3-0.5 s)
+            entries = session.execute(
+                update(QueueEntry).where(QueueEntry.worker == self.worker, QueueEntry.state.in_(LIVE_ENTRY_STATES))
+                .values(lease_expires=until).execution_options(synchronize_session=False)
+            ).rowcount  # fmt: skip
+            agents = session.execute(
+                update(Agent).where(Agent.lease_owner == self.worker)
+                .values(lease_expires=until).execution_options(synchronize_session=False)
+            ).rowcount  # fmt: skip
+            return entries + agents
 
     def sweep(self) -> dict[str, int]:
         """Free what expired: wrap-up timers, offers nobody answered within the ring timeout (chats), and
@@ -402,7 +457,7 @@ class Router:
                 self._move(session, agent, "available", "wrap-up over", now=now)
                 counts["wrap_up"] += 1
             for entry in session.scalars(select(QueueEntry).where(
-                    QueueEntry.state.not_in(FINAL_ENTRY_STATES), QueueEntry.lease_expires.is_not(None),
+                    QueueEntry.state.in_(LIVE_ENTRY_STATES), QueueEntry.lease_expires.is_not(None),
                     QueueEntry.lease_expires < now).with_for_update(skip_locked=True)):  # fmt: skip
                 agent = session.get(Agent, entry.agent_id, with_for_update=True) if entry.agent_id else None
                 state = entry.state
