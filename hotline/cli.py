@@ -45,6 +45,10 @@ def main() -> None:
 @click.option("--default-flow", help="Flow for calls whose dialed user names no flow [demo].")
 @click.option("--recordings-dir", type=click.Path(path_type=Path), help="Where recordings go [./recordings].")
 @click.option(
+    "--recordings-retention-days", type=float,
+    help="Delete recordings older than this many days (at start-up and every 6 h) [unset: keep them].",
+)  # fmt: skip
+@click.option(
     "--asr-engine",
     type=click.Choice(["auto", "vosk", "pocketsphinx", "off"]),
     help="Speech recognition engine [auto: Vosk when --vosk-model is set, else pocketsphinx].",
@@ -90,6 +94,10 @@ main.add_command(asr)
 from hotline.cli_kb import kb  # noqa: E402
 
 main.add_command(kb)
+
+from hotline.cli_recordings import recordings  # noqa: E402
+
+main.add_command(recordings)
 
 
 if __name__ == "__main__":

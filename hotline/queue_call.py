@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import Callable
@@ -64,7 +65,7 @@ class Taps(Protocol):
     def stop(self) -> None: ...
 
 
-TapsFactory = Callable[[Call, Call, str], Taps]
+TapsFactory = Callable[..., Taps]  # (customer, agent, conversation_id, *, record: bool) -> Taps
 
 
 class _NoTaps:
@@ -115,6 +116,8 @@ class QueueCall:
     taps: TapsFactory | None = None
     note: Callable[[str, str], None] = lambda type, value: None
     callbacks: Callable[[Any], None] | None = None  # where callback tasks are kept (the service)
+    record_bridge: bool = True  # record the bridge with the agent (not when the whole call is recorded already)
+    record_callback: bool = True  # record a callback's bridge (a leg of its own, after this call ended)
 
     async def run(self, request: TransferRequest) -> TransferResult:
         assert request.queue is not None
@@ -242,7 +245,8 @@ class QueueCall:
         When the caller hangs up, the flow's task is cancelled inside `Bridge.run`: the entry is still ended
         (as the caller's hang-up) before the cancellation goes on.
         """
-        taps = self.taps(customer, agent, offer.conversation_id) if self.taps else _NoTaps()
+        record = self.record_callback if customer is not self.call else self.record_bridge
+        taps = self.taps(customer, agent, offer.conversation_id, record=record) if self.taps else _NoTaps()
         first = "a"  # a cancelled bridge: the customer's side went away
         try:
             first = await Bridge(customer, agent).run()
@@ -310,7 +314,6 @@ class QueueCall:
             self.note("transfer", f"overflow to {overflow['target']}")
             target = TransferRequest(queue=overflow["target"], priority=request.priority, skills=request.skills,
                                      language=request.language)  # fmt: skip
-            return await QueueCall(self.call, self.say, self.record, self.router, self.acd, self.taps, self.note,
-                                   self.callbacks).run(target)  # fmt: skip
+            return await dataclasses.replace(self).run(target)
         await self.say(texts["busy"], interruptible=False)
         return TransferResult(False, f"no agent within {queue.max_wait} s")

@@ -81,9 +81,10 @@ class Service:
         channel = VoiceChannel(
             call, self.synthesizer, voice=self.settings.tts_voice, queue_targets=self.settings.queue_targets,
             recordings=self.recordings, asr=self.asr, speech_settings=self.speech_settings,
-            queues=self.queue_services,
+            queues=self.queue_services, recording=live.flow.defaults.recording,
         )  # fmt: skip
         try:
+            await channel.start(language=live.flow.language, voice=live.flow.defaults.voice)
             runner = FlowRunner(live.flow, channel, version=live.version, bot=self.bot, flows=snapshot)
             result = await runner.run()
             call.event("flow_end", f"{result.outcome} at {result.end_node}")
@@ -128,6 +129,12 @@ class Service:
         self.acd.start()
         self._background: set[asyncio.Task[object]] = set()
         self.queue_services = QueueServices(self.router, self.acd, taps=self._taps, keep=self._keep)
+        if settings.recordings_retention_days:
+            from hotline.cli_recordings import prune_periodically
+
+            self._keep(asyncio.ensure_future(
+                prune_periodically(session_factory, settings.recordings_dir, settings.recordings_retention_days)
+            ))  # fmt: skip
         self.endpoint = SipEndpoint(
             host=settings.sip_host,
             port=settings.sip_port,
@@ -229,11 +236,13 @@ class Service:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _taps(self, caller: Call, agent: Call, conversation_id: str) -> Taps:
-        """What runs on a caller-agent bridge: recording of both sides and live transcription, written to the
-        customer's conversation (for a callback, the call in which they asked for it)."""
-        return CallTaps.start(caller, agent, recordings=self.recordings, asr=self.asr, call_log=self.call_log,
-                              settings=self.speech_settings, conversation_id=conversation_id)  # fmt: skip
+    def _taps(self, caller: Call, agent: Call, conversation_id: str, *, record: bool = True) -> Taps:
+        """What runs on a caller-agent bridge: recording of both sides (unless the flow's whole-call recording
+        has it, or the flow records nothing) and live transcription, written to the customer's conversation
+        (for a callback, the call in which they asked for it)."""
+        return CallTaps.start(caller, agent, recordings=self.recordings if record else None, asr=self.asr,
+                              call_log=self.call_log, settings=self.speech_settings,
+                              conversation_id=conversation_id)  # fmt: skip
 
     def _apply_callcenter(self, session_factory: sessionmaker[Session]) -> None:
         if self.settings.callcenter is None:

@@ -51,6 +51,9 @@ class Settings(BaseModel):
         default_factory=dict, description="queue name -> SIP URI to bridge to (until agent queues exist)"
     )
     recordings_dir: Path = Path("./recordings")
+    recordings_retention_days: float | None = Field(
+        None, gt=0, le=36_500, description="delete recordings older than this many days (unset: keep them)"
+    )
     asr_engine: str = Field("auto", description="auto | vosk | pocketsphinx | off")
     vosk_model: Path | None = Field(None, description="directory of a Vosk model (auto then uses Vosk)")
     asr_min_confidence: float = Field(0.5, ge=0, le=1, description="grammar results below this are no match")

@@ -1,4 +1,5 @@
-"""What runs while a caller and an agent are bridged: a two-channel recording and live transcription.
+"""What runs while a caller and an agent are bridged: a two-channel recording and live transcription; and the
+recording of a whole call (`CallRecorder`, when the flow asks for it) from the answer on.
 
 Both hang off the legs' inbound audio (one 20 ms frame per leg per media tick, on the event loop), so they
 add no delay to the conversation: the recording buffers frames and a background thread writes them once a
@@ -71,6 +72,51 @@ class _LegTranscriber:
             at=at, confidence=round(result.confidence, 3), offset_ms=offset,  # type: ignore[arg-type]
             meta={"engine": result.engine, "live": True},
         )  # fmt: skip
+
+
+class CallRecorder:
+    """The whole call from the answer, one channel per party: channel 1 what the caller sends us, channel 2
+    what we send them — the bot's prompts and the music while in the IVR and the queue, then the agent (the
+    bridge relays the agent's audio to the caller, so the same channel carries it).
+
+    One row per media tick: the caller's frame of the tick's receive half with our frame of its send half.
+    """
+
+    def __init__(self, call: Call, recording: Recording) -> None:
+        self.call = call
+        self.recording: Recording | None = recording
+        self._inbound: np.ndarray | None = None
+
+    @classmethod
+    def start(cls, call: Call, recordings: RecordingWriter, conversation_id: str | None = None) -> CallRecorder:
+        recorder = cls(call, recordings.open(conversation_id or call.id, kind="call", channels=2))
+        call.add_audio_consumer(recorder._received)
+        call.add_sent_audio_consumer(recorder._sent)
+        return recorder
+
+    def _received(self, frame: np.ndarray | None) -> None:
+        self._inbound = None if frame is None else frame.copy()
+
+    def _sent(self, frame: np.ndarray | None) -> None:
+        if self.recording is not None:
+            self.recording.write(self._inbound, frame)
+        self._inbound = None
+
+    @property
+    def active(self) -> bool:
+        return self.recording is not None
+
+    def stop(self) -> dict[str, object] | None:
+        """Close the file; returns what the call's `recording` event says about it (None if already stopped)."""
+        self.call.remove_audio_consumer(self._received)
+        self.call.remove_sent_audio_consumer(self._sent)
+        if self.recording is None:
+            return None
+        info = self.recording.close()
+        self.recording = None
+        log.info("recorded %s: %s (%.1f s)", self.call.id, info.path, info.seconds)
+        return {"id": info.recording_id, "kind": "call", "path": info.path, "seconds": round(info.seconds, 2),
+                "channels": 2}  # fmt: skip
 
 
 class CallTaps:

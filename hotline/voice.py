@@ -16,6 +16,7 @@ import numpy as np
 from asr.recognizer import Engine
 from hotline.listen import SpeechListener, SpeechSettings, listen
 from hotline.queue_call import QueueCall, QueueServices
+from hotline.taps import CallRecorder
 from ivr_flows.channel import (
     ChannelClosed,
     Heard,
@@ -25,6 +26,7 @@ from ivr_flows.channel import (
     TransferRequest,
     TransferResult,
 )
+from ivr_flows.schema import Prompt, RecordingSettings
 from recordings.writer import RecordingWriter
 from telephony.bridge import Bridge
 from telephony.call import Call, CallEndedError
@@ -42,8 +44,9 @@ class VoiceChannel:
         self, call: Call, synthesizer: Synthesizer, *, voice: str | None = None,
         queue_targets: dict[str, str] | None = None, recordings: RecordingWriter | None = None,
         asr: Engine | None = None, speech_settings: SpeechSettings | None = None,
-        queues: QueueServices | None = None,
+        queues: QueueServices | None = None, recording: RecordingSettings | None = None,
     ) -> None:  # fmt: skip
+        """`recording`: the flow's recording settings (whole call, agent part only, or never; consent)."""
         self.call = call
         self.synthesizer = synthesizer
         self.voice = voice
@@ -53,6 +56,8 @@ class VoiceChannel:
         self.speech_settings = speech_settings or SpeechSettings()
         self._speech: SpeechListener | None = None
         self.queues = queues
+        self.recording = recording or RecordingSettings()
+        self._recorder: CallRecorder | None = None
 
     @property
     def conversation_id(self) -> str:
@@ -108,16 +113,40 @@ class VoiceChannel:
             self._speech = SpeechListener(self.call, self.asr, self.speech_settings)
         return self._speech
 
+    async def start(self, *, language: str = "en", voice: str | None = None) -> None:
+        """Before the flow's first node: the whole-call recording (scope `call`), then the consent prompt.
+
+        The recording starts first, so it holds the consent announcement the caller heard."""
+        policy = self.recording
+        if policy.enabled and policy.scope == "call" and self.recordings is not None and not self.call.ended:
+            self._recorder = CallRecorder.start(self.call, self.recordings)
+        try:
+            for text in _prompt_texts(policy.consent, language):
+                await self.say(text, interruptible=False, language=language, voice=voice)
+        except ChannelClosed:
+            pass  # hung up during the announcement: the flow sees it at its first step
+
+    def _stop_recorder(self) -> None:
+        if self._recorder is not None:
+            info = self._recorder.stop()
+            self._recorder = None
+            if info is not None:
+                self.call.event("recording", json.dumps(info))
+
     async def aclose(self) -> None:
+        self._stop_recorder()
         if self._speech is not None:
             await self._speech.aclose()
             self._speech = None
 
     async def transfer(self, request: TransferRequest) -> TransferResult:
         if request.queue and not request.to and self.queues is not None and request.queue not in self.queue_targets:
+            # the caller's bridge is in the whole-call recording already; a callback's is recorded on its own
             waiting = QueueCall(
                 self.call, self.say, self.record, self.queues.router, self.queues.acd, self.queues.taps,
                 self.note, self.queues.keep,
+                record_bridge=self.recording.enabled and self._recorder is None,
+                record_callback=self.recording.enabled,
             )  # fmt: skip
             try:
                 return await waiting.run(request)
@@ -198,3 +227,12 @@ class VoiceChannel:
 
     def note(self, type: str, value: str) -> None:
         self.call.event(type, value)
+
+
+def _prompt_texts(prompt: Prompt | None, language: str) -> list[str]:
+    """A flow prompt (text, list, or language -> text/list) as the texts to say in `language`."""
+    if prompt is None:
+        return []
+    if isinstance(prompt, dict):
+        prompt = prompt.get(language) or next(iter(prompt.values()))
+    return [text.strip() for text in ([prompt] if isinstance(prompt, str) else prompt) if text.strip()]

@@ -31,6 +31,20 @@ class Retries(Strict):
     no_match: int = Field(2, ge=0, le=10, description="re-prompts after a wrong answer before taking no_match")
 
 
+class RecordingSettings(Strict):
+    """Whether and how this flow's calls are recorded (WAV, one channel per party)."""
+
+    enabled: bool = Field(True, description="false: calls of this flow are never recorded, not even with an agent")
+    scope: Literal["call", "agent"] = Field(
+        "agent",
+        description="call: the whole call from the answer (caller + bot in two channels, then caller + agent); "
+        "agent: only the conversation with an agent (caller + agent)",
+    )
+    consent: Prompt | None = Field(
+        None, description="said first on every call, before the start node, e.g. 'This call may be recorded.'"
+    )
+
+
 class Defaults(Strict):
     timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for the caller to start answering")
     inter_digit_timeout: float = Field(3.0, gt=0, le=60)
@@ -40,6 +54,7 @@ class Defaults(Strict):
     voice: str | None = None
     interruptible: bool = True
     endpointing_ms: int = Field(300, ge=100, le=3000, description="silence that ends an utterance")
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
 
 
 class InputSettings(Strict):

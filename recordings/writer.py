@@ -117,7 +117,7 @@ class RecordingWriter:
     """Opens recordings under `root/YYYY/MM/DD/<call id>-<kind>-<id>.wav`."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = root.absolute()  # rows keep absolute paths: valid whatever the reader's working directory
         self._disk = _DiskThread()
 
     def open(self, call_id: str, *, kind: str = "call", channels: int = 1) -> Recording:

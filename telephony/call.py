@@ -165,6 +165,14 @@ class Call:
         if consumer in self.stream.consumers:
             self.stream.consumers.remove(consumer)
 
+    def add_sent_audio_consumer(self, consumer: FrameConsumer) -> None:
+        """Receive what we send to this leg (prompts, music, a bridged party), one frame (or None) per tick."""
+        self.stream.sent_consumers.append(consumer)
+
+    def remove_sent_audio_consumer(self, consumer: FrameConsumer) -> None:
+        if consumer in self.stream.sent_consumers:
+            self.stream.sent_consumers.remove(consumer)
+
     # ---- control -------------------------------------------------------------------------
     def hangup(self, reason: str = "server_bye") -> None:
         if self.ended or self.hangup_reason is not None:

@@ -103,6 +103,8 @@ class RtpStream(asyncio.DatagramProtocol):
         self._dtmf_out: deque[tuple[bytes, bool]] = deque()
         self._dtmf_timestamp: int | None = None
         self.consumers: list[FrameConsumer] = []
+        # what we send, decoded (None for a tick that sent DTMF or nothing), e.g. for a recording of both sides
+        self.sent_consumers: list[FrameConsumer] = []
         self.on_dtmf: Callable[[str], None] | None = None
         self.last_received = time.monotonic()
         self.packets_sent = 0
@@ -220,6 +222,7 @@ class RtpStream(asyncio.DatagramProtocol):
         if self.closed:
             return
         sender = self.sender
+        audio: bytes | None = None
         if self.sending and self.remote is not None and self.transport is not None and self.codec is not None:
             if self._dtmf_out and self.telephone_event_pt is not None:
                 payload, marker = self._dtmf_out.popleft()
@@ -231,12 +234,17 @@ class RtpStream(asyncio.DatagramProtocol):
                 if not self._dtmf_out:
                     self._dtmf_timestamp = None
             else:
-                packet = sender.build(self._next_audio(), self.codec.payload_type)
+                audio = self._next_audio()
+                packet = sender.build(audio, self.codec.payload_type)
             self.transport.sendto(packet, self.remote)
             self.packets_sent += 1
         elif self._playout:
             self._next_audio()  # on hold: the prompt still advances in time
         sender.advance(FRAME_SAMPLES)
+        if self.sent_consumers:
+            frame = self.codec.decode(audio) if audio is not None and self.codec is not None else None
+            for consumer in self.sent_consumers:
+                consumer(frame)
 
     def _next_audio(self) -> bytes:
         if not self._playout:

@@ -167,10 +167,12 @@ class CallCenter:
             return wav.getnframes() / wav.getframerate() if wav.getnchannels() == channels else 0.0
 
 
-def queue_flow(queue: str) -> str:
+def queue_flow(queue: str, *, name: str | None = None, defaults: str = "") -> str:
+    """A flow that puts the caller straight into `queue` (dial sip:to_<queue>@ ...); `defaults`: YAML lines."""
     return f"""\
-flow: to_{queue}
+flow: {name or "to_" + queue}
 start: queue
+{defaults}
 nodes:
   queue:
     transfer: {{queue: {queue}, on: {{failed: sorry}}}}
@@ -187,18 +189,22 @@ def callcenter(start_hotline: Callable[..., HotlineServer], tmp_path: Path) -> C
     def make(
         *, queues: dict[str, dict[str, Any]], agents: list[dict[str, Any]], users: tuple[dict[str, Any], ...] = (),
         asr: bool = False, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+        flows: dict[str, str] | None = None,
     ) -> CallCenter:  # fmt: skip
-        flows = tmp_path / "flows"
-        flows.mkdir(exist_ok=True)
+        """`flows`: more flows, file stem -> YAML (the flow's name is the user to dial)."""
+        flows_dir = tmp_path / "flows"
+        flows_dir.mkdir(exist_ok=True)
         for name in queues:
-            (flows / f"to_{name}.yaml").write_text(queue_flow(name))
+            (flows_dir / f"to_{name}.yaml").write_text(queue_flow(name))
+        for stem, text in (flows or {}).items():
+            (flows_dir / f"{stem}.yaml").write_text(text)
         config = {"queues": queues, "agents": agents, "users": list(users)}
         path = tmp_path / "callcenter.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         recordings = tmp_path / "recordings"
         args = ["--callcenter", str(path), "--recordings-dir", str(recordings), "--kb-seed", "none",
                 "--asr-engine", "auto" if asr else "off", *extra_args]  # fmt: skip
-        server = start_hotline(flows_dir=flows, extra_args=args, env=env)
+        server = start_hotline(flows_dir=flows_dir, extra_args=args, env=env)
         return CallCenter(server, recordings, config)
 
     return make
@@ -489,3 +495,68 @@ def test_a_caller_waiting_past_max_wait_overflows_to_the_next_queue(
     assert "overflow to general" in event_values(record, "transfer"), record["events"]
     conversation = cc.conversation(record["id"])
     assert conversation["disposition"] == "transferred" and conversation["queue"] == "general", conversation
+
+
+# --- h. whole-call recording with a consent announcement; a flow that records nothing ----------------------
+
+RECORDED = """\
+  recording:
+    scope: call
+    consent: This call may be recorded.
+"""
+UNRECORDED = """\
+  recording: {enabled: false}
+"""
+
+
+def test_a_flow_can_record_the_whole_call_after_a_consent_prompt_or_nothing_at_all(
+    uas: Callable[..., SippProcess], callcenter: Callable[..., CallCenter]
+) -> None:
+    first, second = uas(), uas()
+    cc = callcenter(
+        queues={"general": {"wrap_up_seconds": 0}},
+        agents=[
+            {"name": "Ann", "sip_uri": first.sip_uri("ann"), "state": "available"},
+            {"name": "Bob", "sip_uri": second.sip_uri("bob"), "state": "offline"},
+        ],
+        flows={
+            "recorded": queue_flow("general", name="recorded", defaults="defaults:\n" + RECORDED),
+            "unrecorded": queue_flow("general", name="unrecorded", defaults="defaults:\n" + UNRECORDED),
+        },
+    )
+    tone = {"caller_audio.ulaw": tone_ulaw(CALLER_HZ, 12.0)}
+    result = run_sipp("uac_rtpstream", cc.server, service="recorded", files=tone, timeout=40)
+    assert result.ok, result.describe()
+    record = call_of(cc, result.call_id, call_ended)
+    prompts = event_values(record, "prompt")
+    assert prompts[:1] == ["This call may be recorded."], prompts  # before anything else
+    conversation = cc.wait_conversation(record["id"], lambda c: bool(c["recordings"]) and c["disposition"],
+                                        "the call recording")  # fmt: skip
+    assert conversation["disposition"] == "transferred"
+    (recording,) = conversation["recordings"]  # one file for the whole call, not one more for the bridge
+    assert recording["kind"] == "call"
+    (caller_channel, our_channel), rate = wav_channels(cc.download(recording["id"]))
+    # the whole call: from the answer, longer than the part with the agent
+    assert len(caller_channel) / rate == pytest.approx(recording["seconds"], abs=0.1)
+    assert tone_seconds(caller_channel, rate, CALLER_HZ) >= 8.0, "channel 1: the caller from the answer on"
+    assert tone_seconds(caller_channel, rate, AGENT_HZ) < 0.5
+    # channel 2, what the caller heard: the consent prompt (speech), then the agent's tone through the bridge
+    block = rate // 10
+    blocks = [our_channel[i * block : (i + 1) * block] for i in range(len(our_channel) // block)]
+    agent_blocks = [i for i, pcm in enumerate(blocks) if tone_seconds(pcm, rate, AGENT_HZ)]
+    assert len(agent_blocks) >= 30, "channel 2 should carry the agent once bridged"
+    before = our_channel[: agent_blocks[0] * block].astype(np.float64)
+    voiced = np.sqrt(np.mean(before[: len(before) // block * block].reshape(-1, block) ** 2, axis=1)) > 300
+    assert voiced.sum() >= 8, "channel 2 should hold the consent prompt before the agent"
+    assert tone_seconds(our_channel, rate, CALLER_HZ) < 0.5
+
+    cc.wait_agent("Ann", "available")
+    cc.set_state("Ann", "offline")
+    cc.set_state("Bob", "available")
+    result = run_sipp("uac_rtpstream", cc.server, service="unrecorded", files=tone, timeout=40)
+    assert result.ok, result.describe()
+    record = call_of(cc, result.call_id, call_ended)
+    assert any(v.startswith("bridged to Bob") for v in event_values(record, "transfer")), record["events"]
+    conversation = cc.wait_conversation(record["id"], lambda c: c["disposition"] is not None, "a disposition")
+    assert conversation["recordings"] == [] and conversation["disposition"] == "transferred"
+    assert not list(cc.recordings.rglob(f"{record['id']}-*.wav")), "enabled: false records nothing"
