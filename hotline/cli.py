@@ -99,6 +99,10 @@ from hotline.cli_recordings import recordings  # noqa: E402
 
 main.add_command(recordings)
 
+from hotline.cli_users import users  # noqa: E402
+
+main.add_command(users)
+
 
 if __name__ == "__main__":
     main()
