@@ -34,7 +34,9 @@ class Retries(Strict):
 class RecordingSettings(Strict):
     """Whether and how this flow's calls are recorded (WAV, one channel per party)."""
 
-    enabled: bool = Field(True, description="false: calls of this flow are never recorded, not even with an agent")
+    enabled: bool = Field(
+        True, description="false: calls of this flow are never recorded, not even with an agent (voicemails are)"
+    )
     scope: Literal["call", "agent"] = Field(
         "agent",
         description="call: the whole call from the answer (caller + bot in two channels, then caller + agent); "
