@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter_api.deps import SessionDep
 from callcenter_api.history import contacts
-from callcenter_api.history.conversations import TimelineItem, timeline
+from callcenter_api.history.conversations import TimelineItem, timeline_rows
 from callcenter_api.history.identity import InvalidIdentity, normalize
 from callcenter_api.models import Contact
 from callcenter_api.schemas import ErrorOut
@@ -83,20 +84,37 @@ def get_contact(contact_id: str, session: SessionDep) -> ContactOut:
 
 
 @router.get("/{contact_id}/timeline", summary="Calls and chats in time order, with transcripts", responses=NOT_FOUND)
-def get_timeline(
+async def get_timeline(
+    request: Request,
     contact_id: str,
-    session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
     order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first")] = "asc",
     channel: Annotated[str | None, Query(description="only voice, or only webchat")] = None,
 ) -> TimelineOut:
-    contact = _contact_or_404(session, contact_id)
-    page = timeline(session, contact.id, limit=limit, offset=offset, order=order, channel=channel)
-    next_offset = offset + limit if offset + limit < page.total else None
-    return TimelineOut(
-        contact=contact_out(session, contact), total=page.total, limit=limit, offset=offset, order=order,
-        next_offset=next_offset, items=[detail_out(item) for item in page.items],
+    # Async on purpose, with all the work in one worker-thread trip that opens and closes its own session: the
+    # synchronous route with SessionDep made four more thread hops, and held its connection across them, so
+    # a burst of more concurrent requests than worker threads left the threads waiting for connections that
+    # were held by requests waiting for a thread — stalled until the pool's 30 s timeout (bench/history_load).
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return await run_in_threadpool(_timeline, factory, contact_id, limit, offset, order, channel)
+
+
+def _timeline(
+    factory: sessionmaker[Session], contact_id: str, limit: int, offset: int, order: Literal["asc", "desc"],
+    channel: str | None,
+) -> TimelineOut:  # fmt: skip
+    with factory() as session:
+        contact = _contact_or_404(session, contact_id)
+        items, total = timeline_rows(session, contact.id, limit=limit, offset=offset, order=order, channel=channel)
+        contact_data = contact_out(session, contact)
+    for item in items:
+        for recording in item["recordings"]:
+            recording["url"] = f"/api/v1/recordings/{recording['id']}"
+    # one validation of plain data (pydantic-core), not a model per ORM object per message
+    return TimelineOut.model_validate(
+        {"contact": contact_data, "total": total, "limit": limit, "offset": offset, "order": order,
+         "next_offset": offset + limit if offset + limit < total else None, "items": items}
     )  # fmt: skip
 
 
