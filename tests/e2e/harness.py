@@ -203,7 +203,7 @@ class HotlineServer:
         admin_token: str = DEFAULT_ADMIN_TOKEN,
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
-        startup_timeout: float = 30.0,
+        startup_timeout: float = 90.0,  # generous: on a loaded machine imports + KB index + ASR take > 30 s
         command: Sequence[str] | None = None,
     ) -> None:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hotline-e2e-"))
