@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -111,6 +111,8 @@ class QueueServices:
     acd: Acd
     taps: TapsFactory | None = None
     keep: Callable[[Any], None] | None = None  # keeps background tasks (callbacks) alive
+    # waits until the call's records are in the database (the queue entry refers to its conversation)
+    written: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -125,9 +127,12 @@ class QueueCall:
     callbacks: Callable[[Any], None] | None = None  # where callback tasks are kept (the service)
     record_bridge: bool = True  # record the bridge with the agent (not when the whole call is recorded already)
     record_callback: bool = True  # record a callback's bridge (a leg of its own, after this call ended)
+    written: Callable[[], Awaitable[None]] | None = None  # see QueueServices.written
 
     async def run(self, request: TransferRequest) -> TransferResult:
         assert request.queue is not None
+        if self.written is not None:
+            await self.written()  # a flow may transfer at once: the call's conversation row must exist first
         try:
             queue = await asyncio.to_thread(self.router.queue, request.queue)
             entry = await asyncio.to_thread(

@@ -128,7 +128,9 @@ class Service:
         self.acd = Acd(self.router)
         self.acd.start()
         self._background: set[asyncio.Task[object]] = set()
-        self.queue_services = QueueServices(self.router, self.acd, taps=self._taps, keep=self._keep)
+        self.queue_services = QueueServices(
+            self.router, self.acd, taps=self._taps, keep=self._keep, written=self.call_log.flush
+        )
         if settings.recordings_retention_days:
             from hotline.cli_recordings import prune_periodically
 

@@ -27,6 +27,50 @@ log = logging.getLogger(__name__)
 MAX_UTTERANCE_FRAMES = 50 * 30  # 30 s
 
 
+class LiveBudget:
+    """Bounds live transcription for the whole process.
+
+    Measured (bench/bridge_load.py): pocketsphinx needs ~1.3 cores for the speech of 5 bridged calls, so on a
+    small machine live transcription of many calls cannot keep up; unbounded, the backlog grew to minutes and
+    each waiting utterance held a decoder (8-17 GB), and the decoders took CPU from the calls' audio. So at
+    most `concurrent` utterances decode at a time and at most `backlog` wait; beyond that an utterance is
+    shed (counted and logged) — the recording still has it, and the calls' audio is never starved.
+    """
+
+    def __init__(self, concurrent: int = 2, backlog: int = 8) -> None:
+        self.concurrent = concurrent
+        self.backlog = backlog
+        self.pending = 0
+        self.shed = 0
+        self._semaphore: asyncio.Semaphore | None = None
+
+    def admit(self) -> bool:
+        if self.pending >= self.backlog:
+            self.shed += 1
+            if self.shed == 1 or self.shed % 100 == 0:
+                log.warning("live transcription is behind: %d utterance(s) shed so far (%d waiting)",
+                            self.shed, self.pending)  # fmt: skip
+            return False
+        self.pending += 1
+        return True
+
+    async def __aenter__(self) -> None:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrent)
+        await self._semaphore.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._semaphore is not None
+        self._semaphore.release()
+
+    def done(self) -> None:
+        """An admitted utterance is finished (decoded, failed or cancelled)."""
+        self.pending -= 1
+
+
+LIVE_BUDGET = LiveBudget()
+
+
 @dataclass
 class _LegTranscriber:
     """Cuts one leg's speech into utterances and writes each one's text to the conversation."""
@@ -54,16 +98,21 @@ class _LegTranscriber:
             self.frames.append(frame.copy())
         if isinstance(event, SpeechEnded) and self.frames:
             pcm, self.frames = np.concatenate(self.frames), []
+            if not LIVE_BUDGET.admit():
+                return
             task = asyncio.ensure_future(self._decode(pcm, utcnow()))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
     async def _decode(self, pcm: np.ndarray, at: object) -> None:
         try:
-            result = await self.engine.transcribe(pcm, 8000)
+            async with LIVE_BUDGET:
+                result = await self.engine.transcribe(pcm, 8000)
         except Exception as exc:  # transcription is a convenience; the call goes on without it
             log.warning("live transcription of %s failed: %s", self.call, exc)
             return
+        finally:
+            LIVE_BUDGET.done()
         if not result.text.strip():
             return
         offset = int((at - self.started_at).total_seconds() * 1000)  # type: ignore[operator]

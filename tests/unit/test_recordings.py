@@ -246,3 +246,34 @@ def test_the_prune_command(tmp_path: Path, store: tuple[sessionmaker[Session], s
     assert done.exit_code == 0, done.output
     assert f"deleted {old} (recording old" in done.output and "deleted 1 recording(s)" in done.output
     assert not old.exists() and new.exists()
+
+
+async def test_live_transcription_is_bounded_and_sheds_the_excess() -> None:
+    """At most `concurrent` decodes run and `backlog` wait; the rest is shed, and nothing leaks."""
+    import asyncio
+
+    from hotline.taps import LiveBudget
+
+    budget = LiveBudget(concurrent=2, backlog=4)
+    running = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def utterance() -> None:
+        nonlocal running, peak
+        try:
+            async with budget:
+                running += 1
+                peak = max(peak, running)
+                await release.wait()
+                running -= 1
+        finally:
+            budget.done()
+
+    admitted = [asyncio.ensure_future(utterance()) for _ in range(10) if budget.admit()]
+    await asyncio.sleep(0)
+    assert (len(admitted), budget.shed, peak) == (4, 6, 2)
+    admitted[-1].cancel()  # a call ending while its utterance waits
+    release.set()
+    await asyncio.gather(*admitted, return_exceptions=True)
+    assert budget.pending == 0 and peak == 2
