@@ -505,9 +505,10 @@ def main() -> None:
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(workdir / "history.db", cached)
+        how = (f"calls through CallLog {seeded.calls_s:.0f} s, chats through ChatService {seeded.chats_s:.0f} s"
+               if seeded.calls_s else "calls through CallLog, chats through ChatService")  # fmt: skip
         print(f"seeded {len(seeded.contacts)} contacts, {seeded.conversations} conversations, {seeded.messages} "
-              f"messages into SQLite (calls through CallLog {seeded.calls_s:.0f} s, chats through ChatService "
-              f"{seeded.chats_s:.0f} s)", flush=True)  # fmt: skip
+              f"messages into SQLite ({how})", flush=True)  # fmt: skip
         with contextlib.ExitStack() as stack:
             dbs = {backend: stack.enter_context(database(backend, workdir)) for backend in args.backends}
             for backend, db in dbs.items():  # before any server writes to the SQLite file
