@@ -20,6 +20,7 @@ from callcenter_api.auth import current_principal, require
 from callcenter_api.chat import ChatService
 from callcenter_api.events import EventHub
 from callcenter_api.flow_store import FlowInvalid
+from callcenter_api.limits import ConcurrencyLimit
 from callcenter_api.metrics import Metrics
 from callcenter_api.routes import agents, calls, chat, contacts, conversations, flows, kb, people, recordings, stats
 from callcenter_api.schemas import ErrorOut, Health
@@ -97,6 +98,7 @@ def create_app(
     app.state.metrics = Metrics(session_factory)
     hub.add_listener(app.state.metrics.on_event)  # counters of what this process publishes (callcenter_api.metrics)
     app.add_exception_handler(FlowInvalid, flows.flow_invalid_response)
+    app.add_middleware(ConcurrencyLimit)  # outermost: waits before any thread or connection is taken
 
     @app.get(
         "/healthz",

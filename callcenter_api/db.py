@@ -54,6 +54,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """
     u = normalize_url(url)
     backend = u.get_backend_name()
+    if backend != "sqlite" or _is_sqlite_file(u):
+        # As many connections as callcenter_api.limits admits requests, so none waits for one.
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 22)
     if backend == "sqlite":
         if _is_sqlite_file(u):
             Path(u.database or "").parent.mkdir(parents=True, exist_ok=True)

@@ -253,12 +253,14 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.clock.add(stream)
         session = call.session
         if self.answer_delay > 0:
+            self._sync_clock()
             session.ring()
             call.event("state", "ringing")
             self._flush()
             await asyncio.sleep(self.answer_delay)
         if session.ended or call.hangup_reason:
             return
+        self._sync_clock()
         session.answer(answer.sdp.to_bytes())
         call.answered_at = utcnow()
         self._observe("call_answered", call)
@@ -345,8 +347,16 @@ class SipEndpoint(asyncio.DatagramProtocol):
         ended.add_done_callback(lambda _f: task.cancel())
 
     # ---- called by Call -----------------------------------------------------------------
+    def _sync_clock(self) -> None:
+        """The core only learns the time from datagrams and timers; an action of ours (hang up, REFER,
+        a delayed answer) can come seconds after either, and timers armed from a stale clock fire at
+        once — a CANCEL retransmitted 2 ms after the first, which a strict peer rejects."""
+        assert self.core is not None and self._loop is not None
+        self.core.transactions.now = self._loop.time()
+
     def _hangup(self, call: Call) -> None:
         call.stream.stop_playback()
+        self._sync_clock()
         call.session.hangup()
         self._flush()
 
@@ -355,6 +365,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         future: asyncio.Future[int] = self._loop.create_future()
         self._refers[call.session] = future
         call.event("transfer", f"refer {target}")
+        self._sync_clock()
         call.session.refer(target)
         self._flush()
         try:
@@ -417,7 +428,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
                         now=self._loop.time(),
                     )
                 else:
-                    self.core.transactions.now = self._loop.time()
+                    self._sync_clock()
                     registration.start()
                 self._flush()
                 result = await self._registration_waiter
