@@ -25,6 +25,7 @@ from callcenter_api.events import EventHub
 from callcenter_api.history import contacts
 from callcenter_api.history.conversations import add_message
 from callcenter_api.history.identity import Identity, normalize
+from callcenter_api.history.notes import NO_ANSWER_NOTE
 from callcenter_api.models import Contact, Conversation, Message
 from callcenter_api.schemas.history import ConversationOut, MessageOut
 
@@ -149,7 +150,7 @@ class ChatService:
             status_changed = False
             if conversation.status == "bot":
                 answer = self.bot.answer(BotRequest(text, language, conversation_id, "webchat"))
-                new += self._bot_reply(session, conversation, answer, texts, now, offset)
+                new += self._bot_reply(session, conversation, text, answer, texts, now, offset)
                 status_changed = conversation.status != "bot"
             elif conversation.status == "queued" and _count_since_handoff(session, conversation_id) == 1:
                 new.append(add_message(session, conversation_id, sender="system", kind="note", text=texts["queued"],
@@ -162,8 +163,8 @@ class ChatService:
         return conversation, new
 
     def _bot_reply(
-        self, session: Session, conversation: Conversation, answer: BotAnswer, texts: dict[str, str], now: datetime,
-        offset: int,
+        self, session: Session, conversation: Conversation, question: str, answer: BotAnswer, texts: dict[str, str],
+        now: datetime, offset: int,
     ) -> list[Message]:  # fmt: skip
         cid = conversation.id
         meta: dict[str, Any] = {"entry_id": answer.entry_id, "confidence": round(answer.confidence, 3)}
@@ -180,14 +181,17 @@ class ChatService:
         if answer.answered and answer.answer:
             return [add_message(session, cid, sender="bot", kind="answer", text=answer.answer, at=now,
                                 confidence=answer.confidence, offset_ms=offset, meta=meta)]  # fmt: skip
+        # The same note the voice channel writes, so the supervisor view's unanswered questions cover chat too.
+        unsure = add_message(session, cid, sender="system", kind="note", text=NO_ANSWER_NOTE, at=now,
+                             offset_ms=offset, meta={**meta, "question": question, "channel": "webchat"})  # fmt: skip
         if answer.suggestions:
             lines = [texts["clarify"], *(f"{i}. {s.question}" for i, s in enumerate(answer.suggestions, 1)),
                      texts["clarify_end"]]  # fmt: skip
             meta["suggestions"] = [s.entry_id for s in answer.suggestions]
-            return [add_message(session, cid, sender="bot", kind="text", text="\n".join(lines), at=now,
-                                confidence=answer.confidence, offset_ms=offset, meta=meta)]  # fmt: skip
-        return [add_message(session, cid, sender="bot", kind="text", text=texts["no_answer"], at=now,
-                            confidence=answer.confidence, offset_ms=offset, meta=meta)]  # fmt: skip
+            return [unsure, add_message(session, cid, sender="bot", kind="text", text="\n".join(lines), at=now,
+                                        confidence=answer.confidence, offset_ms=offset, meta=meta)]  # fmt: skip
+        return [unsure, add_message(session, cid, sender="bot", kind="text", text=texts["no_answer"], at=now,
+                                    confidence=answer.confidence, offset_ms=offset, meta=meta)]  # fmt: skip
 
     def messages(self, conversation_id: str, *, after_id: int = 0) -> tuple[Conversation, list[Message]]:
         with self.session_factory() as session:

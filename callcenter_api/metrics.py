@@ -214,7 +214,10 @@ class Metrics:
         sender, kind, text = message.get("sender"), message.get("kind"), str(message.get("text") or "")
         meta = message.get("meta") or {}
         if sender == "system" and kind == "note" and text.startswith("bot: "):
-            # voice: the call path's notes of the bot's decisions; chat: its handoff note
+            # voice: the call path's notes of the bot's decisions; chat: its handoff note (its no-answer
+            # note is counted below, from the reply, as clarify or no_answer)
+            if isinstance(meta, dict) and meta.get("channel") == "webchat":
+                return
             channel = "voice" if "caller" in text or "answered with" in text or "no confident" in text else "webchat"
             if text.startswith("bot: answered with"):
                 self.bot.labels(channel, "answered").inc()

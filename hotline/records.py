@@ -14,6 +14,7 @@ from datetime import datetime
 
 from callcenter_api.call_log import CallLog
 from callcenter_api.history.identity import caller_identity
+from callcenter_api.history.notes import NO_ANSWER_NOTE
 from telephony.call import Call, utcnow
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class CallRecords:
             elif decision.get("entry_id"):
                 text = f"bot: answered with {decision['entry_id']}"
             else:
-                text = "bot: no confident answer"
+                text = NO_ANSWER_NOTE
             message("system", "note", text, confidence=decision.get("confidence"), meta=decision)
         elif type == "flow":
             if "@" in value and " " not in value:

@@ -18,7 +18,8 @@ Definitions (as contact-center reports count them):
   the IVR finished the call, nobody was transferred), over all ended ones; web chats are reported as the
   pseudo-flow `webchat`;
 - unanswered questions: the system notes "bot: no confident answer" that the voice channel writes for an
-  `ask` node (their meta has the caller's question), grouped by the question folded to lower case.
+  `ask` node and the chat channel for a message the bot could not answer (their meta has the customer's
+  question), grouped by the question folded to lower case.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from callcenter_api.history.notes import NO_ANSWER_NOTE
 from callcenter_api.models import Agent, Conversation, Message, Queue, QueueEntry
 from callcenter_api.routing.states import AGENT_STATES
 
 DEFAULT_WINDOW = timedelta(hours=24)
 WAITING = ("waiting", "offered")  # on the line (or in the chat), not yet with an agent
 LEFT_QUEUE = ("done", "abandoned", "overflowed", "voicemail")
-NO_ANSWER_NOTE = "bot: no confident answer"
 STALE_AFTER = timedelta(hours=24)  # an open conversation older than this is a crashed worker's, not live
 TOP_QUESTIONS = 10
 

@@ -136,7 +136,12 @@ def test_chat_answers_offers_choices_hands_off_and_an_agent_takes_over(client: T
     answered = say(client, chat, "I've forgotten my voicemail PIN")
     assert answered["status"] == "bot" and answered["messages"][1]["meta"]["entry_id"] == "voicemail-pin"
     unsure = say(client, chat, "how much does it cost")
-    assert unsure["messages"][1]["text"].startswith("Did you mean:") and "1." in unsure["messages"][1]["text"]
+    note, clarify = unsure["messages"][1:]
+    assert (note["sender"], note["text"], note["meta"]["question"]) == ("system", "bot: no confident answer",
+                                                                        "how much does it cost")  # fmt: skip
+    assert clarify["text"].startswith("Did you mean:") and "1." in clarify["text"]
+    unanswered = client.get("/api/v1/stats", headers=AUTH).json()["unanswered"]  # the supervisor view
+    assert [(q["question"], q["flows"]) for q in unanswered] == [("how much does it cost", ["webchat"])]
     chosen = say(client, chat, "1")
     assert chosen["messages"][1]["kind"] == "answer"
     handoff = say(client, chat, "can I speak to a real person please")
@@ -145,7 +150,7 @@ def test_chat_answers_offers_choices_hands_off_and_an_agent_takes_over(client: T
     assert chat["conversation_id"] in [c["id"] for c in queued]
     cid = chat["conversation_id"]
     with client.websocket_connect(f"/api/v1/chat/conversations/{cid}/ws?token={chat['token']}&after=0") as ws:
-        backlog = [ws.receive_json() for _ in range(10)]  # everything so far, in order
+        backlog = [ws.receive_json() for _ in range(11)]  # everything so far, in order
         assert (
             backlog[0]["message"]["sender"] == "bot"
             and backlog[1]["message"]["text"] == "I've forgotten my voicemail PIN"
