@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from callcenter_api.models import Conversation, Message, Recording
+from callcenter_api.models import Contact, ContactIdentity, Conversation, Message, Recording
 
 SENDERS = ("caller", "bot", "agent", "system")
 KINDS = ("utterance", "prompt", "dtmf", "text", "answer", "note", "recording")
@@ -113,12 +113,15 @@ def messages_of(session: Session, conversation_id: str, *, after_id: int = 0, li
     )
 
 
-# What a timeline shows of each row (not, for instance, a chat's access_hash).
+# What a timeline shows of each row (not, for instance, a chat's access_hash), in the API's field order.
 _CONVERSATION_COLUMNS = tuple(
     getattr(Conversation, name)
     for name in ("id", "channel", "contact_id", "started_at", "ended_at", "status", "language", "queue", "agent",
                  "flow", "disposition", "call_id")
 )  # fmt: skip
+_CONVERSATION_KEYS = tuple(column.key for column in _CONVERSATION_COLUMNS)
+_MESSAGE_KEYS = tuple(column.key for column in Message.__table__.c)  # the API's MessageOut order
+_RECORDING_KEYS = ("id", "kind", "seconds", "created_at")
 
 
 def _page_statements(order: Literal["asc", "desc"], by_channel: bool) -> tuple[Any, Any]:
@@ -139,39 +142,67 @@ _MESSAGES = (
     .order_by(Message.conversation_id, Message.id)
 )
 _RECORDINGS = (
-    select(Recording.id, Recording.conversation_id, Recording.kind, Recording.seconds, Recording.created_at)
+    select(Recording.conversation_id, Recording.id, Recording.kind, Recording.seconds, Recording.created_at)
     .where(Recording.conversation_id.in_(bindparam("ids", expanding=True)))
     .order_by(Recording.created_at)
 )
+_CONTACT = select(Contact.id, Contact.name, Contact.created_at, Contact.merged_into).where(
+    Contact.id == bindparam("id")
+)
+_IDENTITIES = (
+    select(ContactIdentity.kind, ContactIdentity.value)
+    .where(ContactIdentity.contact_id == bindparam("id"))
+    .order_by(ContactIdentity.id)
+)
+
+
+def contact_row(session: Session, contact_id: str) -> dict[str, Any] | None:
+    """The contact (or the one it was merged into, as `contacts.current`) as a plain dict in the API's
+    ContactOut order, with its identities (kind, value) — for the timeline, without ORM objects."""
+    connection = session.connection()
+    seen: set[str] = set()
+    row = connection.execute(_CONTACT, {"id": contact_id}).first()
+    while row is not None and row[3] is not None and row[0] not in seen:
+        seen.add(row[0])
+        row = connection.execute(_CONTACT, {"id": row[3]}).first()
+    if row is None:
+        return None
+    identities = [{"kind": kind, "value": value} for kind, value in connection.execute(_IDENTITIES, {"id": row[0]})]
+    return {"id": row[0], "name": row[1], "created_at": row[2], "identities": identities, "merged_into": row[3]}
 
 
 def timeline_rows(
     session: Session, contact_id: str, *, limit: int, offset: int, order: Literal["asc", "desc"] = "asc",
     channel: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
-    """The page `timeline` returns, as plain dicts for serialisation (each conversation's columns plus its
-    "messages" and "recordings"), and the total.
+    """The page `timeline` returns, as plain dicts for serialisation, and the total: each conversation's
+    columns plus its "messages" (all columns) and "recordings" (id, kind, seconds, created_at), every dict
+    in the field order of the API's models (schemas.history), so it can be encoded without a model.
 
     For the timeline API, where building statements and ORM objects (identity map, instance state) for every
-    message cost more than the queries themselves (bench/history_load): prepared statements and plain rows.
+    message cost more than the queries themselves (bench/history_load): prepared statements and tuple rows.
     A page shorter than `limit` is the last one, so its total needs no count query.
     """
     connection = session.connection()
     page, count = _PAGES[(order, bool(channel))]
     params: dict[str, Any] = {"contact_id": contact_id, "channel": channel, "limit": limit, "offset": offset}
-    conversations = [dict(row) for row in connection.execute(page, params).mappings()]
+    keys = _CONVERSATION_KEYS
+    conversations = [dict(zip(keys, row, strict=True)) for row in connection.execute(page, params)]
     if len(conversations) < limit and (conversations or offset == 0):
         total = offset + len(conversations)
     else:
         total = connection.execute(count, params).scalar() or 0
-    by_id: dict[str, dict[str, Any]] = {}
+    messages: dict[str, list[dict[str, Any]]] = {}
+    recordings: dict[str, list[dict[str, Any]]] = {}
     for conversation in conversations:
-        conversation["messages"], conversation["recordings"] = [], []
-        by_id[conversation["id"]] = conversation
-    if by_id:
-        ids = {"ids": list(by_id)}
-        for row in connection.execute(_MESSAGES, ids).mappings():
-            by_id[row["conversation_id"]]["messages"].append(dict(row))
-        for row in connection.execute(_RECORDINGS, ids).mappings():
-            by_id[row["conversation_id"]]["recordings"].append(dict(row))
+        conversation["messages"] = messages[conversation["id"]] = []
+        conversation["recordings"] = recordings[conversation["id"]] = []
+    if conversations:
+        ids = {"ids": list(messages)}
+        keys = _MESSAGE_KEYS
+        for row in connection.execute(_MESSAGES, ids):
+            messages[row[1]].append(dict(zip(keys, row, strict=True)))
+        keys = _RECORDING_KEYS
+        for row in connection.execute(_RECORDINGS, ids):
+            recordings[row[0]].append(dict(zip(keys, row[1:], strict=True)))
     return conversations, total

@@ -17,7 +17,12 @@ from bot.knowledge import parse
 from callcenter_api.app import create_app
 from callcenter_api.call_log import CallLog
 from callcenter_api.call_ops import new_call_id
+from callcenter_api.history import contacts
+from callcenter_api.history.conversations import timeline
 from callcenter_api.history.identity import Identity, InvalidIdentity, caller_identity, normalize
+from callcenter_api.models import Recording
+from callcenter_api.routes.contacts import contact_out, detail_out
+from callcenter_api.schemas.history import TimelineOut
 
 TOKEN = "history-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -103,6 +108,53 @@ def test_call_and_chat_of_one_number_share_one_timeline(
     newest_first = client.get(f"/api/v1/contacts/{chat['contact_id']}/timeline", params={"order": "desc", "limit": 1},
                               headers=AUTH).json()  # fmt: skip
     assert [i["channel"] for i in newest_first["items"]] == ["webchat"] and newest_first["next_offset"] == 1
+
+
+def expected_timeline(
+    session_factory: sessionmaker[Session], contact_id: str, *, limit: int = 20, offset: int = 0,
+    order: str = "asc", channel: str | None = None,
+) -> bytes:  # fmt: skip
+    """The page as the models make it from ORM objects: what the route encodes straight from rows must match."""
+    with session_factory() as session:
+        contact = contacts.current(session, contact_id)
+        assert contact is not None
+        page = timeline(session, contact.id, limit=limit, offset=offset, order=order, channel=channel)  # type: ignore[arg-type]
+        return TimelineOut(
+            contact=contact_out(session, contact), total=page.total, limit=limit, offset=offset, order=order,
+            next_offset=offset + limit if offset + limit < page.total else None,
+            items=[detail_out(item) for item in page.items],
+        ).model_dump_json().encode()  # fmt: skip
+
+
+def test_timeline_bytes_are_the_models_own_json(client: TestClient, session_factory: sessionmaker[Session]) -> None:
+    call_id = voice_call(session_factory, "+447700900124")
+    log = CallLog(session_factory)
+    log.start()
+    log.message(call_id, sender="caller", kind="utterance", text="le café, 请", at=T0 + timedelta(seconds=4),
+                confidence=0.87, offset_ms=4000, meta={"alternatives": ["le cafe"], "n": 2})  # fmt: skip
+    log.close()
+    with session_factory.begin() as session:
+        for n, seconds in enumerate((12.5, None, 3.0)):
+            session.add(Recording(id=f"rec{n}".ljust(32, "0"), conversation_id=call_id, kind="call", path=f"/r/{n}",
+                                  created_at=T0 + timedelta(seconds=9 - n), seconds=seconds))  # fmt: skip
+    chat = start_chat(client, name="Zoë", phone="07700 900124")
+    say(client, chat, "What are your opening hours?")
+    other = start_chat(client, email="zoe@example.com")
+    merged = client.post(f"/api/v1/contacts/{chat['contact_id']}/merge", json={"merge": other["contact_id"]},
+                         headers=AUTH)  # fmt: skip
+    assert merged.status_code == 200, merged.text
+    pages = [{}, {"limit": 1}, {"limit": 1, "offset": 1}, {"limit": 2, "offset": 1, "order": "desc"},
+             {"channel": "voice"}, {"channel": "webchat", "limit": 1}, {"offset": 7}]  # fmt: skip
+    for contact_id in (chat["contact_id"], other["contact_id"]):  # the merged id resolves to the survivor
+        for params in pages:
+            response = client.get(f"/api/v1/contacts/{contact_id}/timeline", params=params, headers=AUTH)
+            assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+            assert response.content == expected_timeline(session_factory, contact_id, **params), params  # type: ignore[arg-type]
+    voice = client.get(f"/api/v1/contacts/{chat['contact_id']}/timeline", params={"channel": "voice"},
+                       headers=AUTH).json()["items"][0]  # fmt: skip
+    ids = [f"rec{n}".ljust(32, "0") for n in (2, 1, 0)]  # oldest first
+    assert [(r["id"], r["url"]) for r in voice["recordings"]] == [(i, f"/api/v1/recordings/{i}") for i in ids]
+    assert voice["messages"][-1]["confidence"] == 0.87 and voice["messages"][-1]["meta"]["n"] == 2
 
 
 def test_different_identities_are_never_merged_silently_and_merge_loses_nothing(client: TestClient) -> None:
