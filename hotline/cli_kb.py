@@ -22,21 +22,8 @@ from bot.interface import BotAnswer, BotRequest
 from bot.knowledge import LANGUAGES, KnowledgeFileError, dump, parse
 from bot.text import detect_language
 from callcenter_api import kb_store
-from callcenter_api.db import make_engine, make_session_factory, migrate
 from callcenter_api.kb_sync import KnowledgeSync
-
-DEFAULT_DB = "sqlite:///./hotline.db"
-_db_option = click.option(
-    "--db", envvar="HOTLINE_DB", default=DEFAULT_DB, show_default=True, help="SQLAlchemy URL (env HOTLINE_DB)."
-)
-
-
-def _sessions(db: str):  # type: ignore[no-untyped-def]
-    try:
-        migrate(db)
-    except Exception as exc:
-        raise click.ClickException(f"cannot open database {db}: {exc}") from None
-    return make_session_factory(make_engine(db))
+from hotline.cli_db import db_option, open_sessions
 
 
 @click.group(help="Knowledge base: import, export, and ask the bot.")
@@ -47,7 +34,7 @@ def kb() -> None:
 @kb.command("import", help="Import a knowledge file (YAML, `entries:`); nothing is written if any entry is bad.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--replace", is_flag=True, help="Delete entries that are not in the file.")
-@_db_option
+@db_option
 def import_(file: Path, replace: bool, db: str) -> None:
     try:
         entries = parse(file.read_text(encoding="utf-8"), str(file))
@@ -57,7 +44,7 @@ def import_(file: Path, replace: bool, db: str) -> None:
         click.echo(str(exc), err=True)
         click.echo(f"{len(exc.problems)} problem(s); nothing imported", err=True)
         sys.exit(1)
-    factory = _sessions(db)
+    factory = open_sessions(db)
     with factory() as session, session.begin():
         report = kb_store.import_entries(session, entries, replace=replace, now=datetime.now(UTC))
     click.echo(f"{file}: {len(entries)} entries: {report.summary()}")
@@ -65,9 +52,9 @@ def import_(file: Path, replace: bool, db: str) -> None:
 
 @kb.command(help="Print the knowledge base in the import format.")
 @click.option("--language", type=click.Choice(LANGUAGES), help="Only entries in this language.")
-@_db_option
+@db_option
 def export(language: str | None, db: str) -> None:
-    factory = _sessions(db)
+    factory = open_sessions(db)
     with factory() as session:
         entries = kb_store.entries(session, language=language)
     click.echo(dump(entries), nl=False)
@@ -85,10 +72,10 @@ def _json(answer: BotAnswer) -> str:
 @click.argument("text", required=False)
 @click.option("--language", type=click.Choice(LANGUAGES), help="[detected: zh for Chinese text, else en]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (always on for stdin questions).")
-@_db_option
+@db_option
 def ask(text: str | None, language: str | None, as_json: bool, db: str) -> None:
     bot = KnowledgeBot()
-    revision = KnowledgeSync(bot, _sessions(db)).load_now()
+    revision = KnowledgeSync(bot, open_sessions(db)).load_now()
     if not bot.index.entries:
         click.echo(f"warning: the knowledge base in {db} is empty (revision {revision}); import one first", err=True)
     if text is None:

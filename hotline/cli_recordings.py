@@ -22,12 +22,11 @@ import click
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter_api.db import make_engine, make_session_factory, migrate
 from callcenter_api.models import Recording
+from hotline.cli_db import db_option, open_sessions
 from recordings import retention
 
 log = logging.getLogger(__name__)
-DEFAULT_DB = "sqlite:///./hotline.db"
 PRUNE_EVERY = 6 * 3600.0  # seconds between the service's prune runs
 
 
@@ -108,7 +107,7 @@ def recordings() -> None:
 @click.option("--older-than", "days", type=click.FloatRange(min=0, min_open=True),
               envvar="HOTLINE_RECORDINGS_RETENTION_DAYS", show_envvar=True,
               help="Age in days [the recordings_retention_days setting].")  # fmt: skip
-@click.option("--db", envvar="HOTLINE_DB", default=DEFAULT_DB, show_default=True, help="SQLAlchemy URL.")
+@db_option
 @click.option("--recordings-dir", "root", type=click.Path(path_type=Path, file_okay=False),
               envvar="HOTLINE_RECORDINGS_DIR", default=Path("./recordings"), show_default=True,
               help="Where the service writes recordings (env HOTLINE_RECORDINGS_DIR).")  # fmt: skip
@@ -116,11 +115,7 @@ def recordings() -> None:
 def prune(days: float | None, db: str, root: Path, dry_run: bool) -> None:
     if days is None:
         raise click.UsageError("give --older-than DAYS or set HOTLINE_RECORDINGS_RETENTION_DAYS")
-    try:
-        migrate(db)
-    except Exception as exc:
-        raise click.ClickException(f"cannot open database {db}: {exc}") from None
-    report = prune_recordings(make_session_factory(make_engine(db)), root, older_than_days=days, dry_run=dry_run)
+    report = prune_recordings(open_sessions(db), root, older_than_days=days, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for recording_id, path in report.deleted:
         click.echo(f"{verb} {path} ({f'recording {recording_id}' if recording_id else 'no row'})")

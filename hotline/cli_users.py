@@ -20,25 +20,13 @@ from datetime import UTC, datetime
 import click
 from sqlalchemy import select
 
-from callcenter_api.db import make_engine, make_session_factory, migrate
 from callcenter_api.models import Agent, User
 from callcenter_api.people import ROLES, UserExists, create_user, set_password
+from hotline.cli_db import db_option, open_sessions
 
-DEFAULT_DB = "sqlite:///./hotline.db"
-_db_option = click.option(
-    "--db", envvar="HOTLINE_DB", default=DEFAULT_DB, show_default=True, help="SQLAlchemy URL (env HOTLINE_DB)."
-)
 _stdin_option = click.option(
     "--password-stdin", is_flag=True, help="Read the password from the first line of standard input."
 )
-
-
-def _sessions(db: str):  # type: ignore[no-untyped-def]
-    try:
-        migrate(db)
-    except Exception as exc:
-        raise click.ClickException(f"cannot open database {db}: {exc}") from None
-    return make_session_factory(make_engine(db))
 
 
 def _password(from_stdin: bool) -> str:
@@ -63,10 +51,10 @@ def users() -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True, help="What the user may do.")
 @click.option("--display-name", help="Name shown in the consoles [the username].")
 @_stdin_option
-@_db_option
+@db_option
 def add(username: str, role: str, display_name: str | None, password_stdin: bool, db: str) -> None:
     password = _password(password_stdin)
-    factory = _sessions(db)
+    factory = open_sessions(db)
     try:
         with factory() as session, session.begin():
             user = create_user(session, username, password, role=role, display_name=display_name,
@@ -82,9 +70,9 @@ def add(username: str, role: str, display_name: str | None, password_stdin: bool
 @users.command(help="Set a user's password (signs them out everywhere and enables the account).")
 @click.argument("username")
 @_stdin_option
-@_db_option
+@db_option
 def passwd(username: str, password_stdin: bool, db: str) -> None:
-    factory = _sessions(db)
+    factory = open_sessions(db)
     with factory() as session:
         if session.scalar(select(User.id).where(User.username == username)) is None:
             raise click.ClickException(f"no user {username!r}")
@@ -102,9 +90,9 @@ def passwd(username: str, password_stdin: bool, db: str) -> None:
 
 
 @users.command("list", help="Users, their roles and whether they are agents.")
-@_db_option
+@db_option
 def list_(db: str) -> None:
-    factory = _sessions(db)
+    factory = open_sessions(db)
     with factory() as session:
         rows = session.execute(
             select(User.username, User.role, User.disabled, Agent.name)
