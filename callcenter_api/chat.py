@@ -137,11 +137,7 @@ class ChatService:
         """Store the customer's message and whatever the bot (or nobody, once an agent has it) replies."""
         now = self.clock()
         with self.session_factory() as session, session.begin():
-            conversation = session.get(Conversation, conversation_id, with_for_update=True)
-            if conversation is None:
-                raise ChatNotFound(conversation_id)
-            if conversation.status == "closed":
-                raise ChatClosed(conversation_id)
+            conversation = _open_for_update(session, conversation_id)
             language = conversation.language or "en"
             texts = TEXTS.get(language, TEXTS["en"])
             offset = _offset(conversation, now)
@@ -238,11 +234,7 @@ class ChatService:
     def agent_reply(self, conversation_id: str, *, agent: str, text: str) -> Message:
         now = self.clock()
         with self.session_factory() as session, session.begin():
-            conversation = session.get(Conversation, conversation_id, with_for_update=True)
-            if conversation is None:
-                raise ChatNotFound(conversation_id)
-            if conversation.status == "closed":
-                raise ChatClosed(conversation_id)
+            conversation = _open_for_update(session, conversation_id)
             taking_over = conversation.status != "agent"
             conversation.status = "agent"
             conversation.agent = agent
@@ -275,6 +267,16 @@ class ChatService:
         event = conversation_event(conversation)
         self.hub.publish(f"conversation:{conversation.id}", event)
         self.hub.publish("conversations", event)
+
+
+def _open_for_update(session: Session, conversation_id: str) -> Conversation:
+    """The conversation, locked for this transaction (two messages at once keep their order), if still open."""
+    conversation = session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise ChatNotFound(conversation_id)
+    if conversation.status == "closed":
+        raise ChatClosed(conversation_id)
+    return conversation
 
 
 def _offset(conversation: Conversation, now: datetime) -> int:
