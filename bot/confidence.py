@@ -4,7 +4,8 @@ Raw scores are not probabilities and are not comparable between questions, so ev
 views propose (BM25 and centroid similarity, `bot.retrieval`) is scored by a logistic model over
 scale-free features: its share of the best BM25 score and its lead, how much of the question it explains,
 how much of its best question was matched, the most important caller word it does not use, its
-similarity and similarity lead, and how much of the question no entry knows. The bot answers with the most
+similarity and similarity lead, how much of the question no entry knows, whether both views put it first,
+and how much of the caller's whole-word weight (and how many words) it uses. The bot answers with the most
 probable candidate, and only when that probability clears the threshold and the runner-up is clearly
 behind. Weights, threshold and margin are fitted per language on the dev half of the evaluation set
 (`python -m bench.kb_eval --fit` writes `calibration.json`); the test half is only ever reported.
@@ -23,7 +24,8 @@ from bot.retrieval import Candidate, Ranking
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 FEATURES = (
     "bias", "score_share", "score_lead", "query_coverage", "doc_coverage", "unexplained", "similarity",
-    "similarity_lead", "unknown_share", "log_score", "coverage_lead",
+    "similarity_lead", "unknown_share", "log_score", "coverage_lead", "agreement", "word_coverage",
+    "matched_words",
 )  # fmt: skip
 
 
@@ -39,7 +41,9 @@ class Calibration:
 
 
 # Used when no fitted file exists (a fit on the shipped evaluation set, rounded).
-DEFAULT = Calibration(weights=(-7.1, 2.6, 1.9, 1.1, 0.1, 0.1, 1.2, 2.6, -0.8, 1.2, 0.0), threshold=0.75, min_margin=0.0)
+DEFAULT = Calibration(
+    weights=(-7.1, 2.6, 1.9, 1.1, 0.1, 0.1, 1.2, 2.6, -0.8, 1.2, 0.0, 0.0, 0.0, 0.0), threshold=0.75, min_margin=0.0
+)
 
 
 def features(candidate: Candidate, ranking: Ranking) -> tuple[float, ...]:
@@ -57,6 +61,9 @@ def features(candidate: Candidate, ranking: Ranking) -> tuple[float, ...]:
         unknown_share,
         math.log1p(candidate.score),
         candidate.coverage_lead,
+        1.0 if candidate.score_lead > 0 and candidate.similarity_lead > 0 else 0.0,
+        candidate.word_coverage,
+        math.log1p(candidate.matched_words),
     )
 
 

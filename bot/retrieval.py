@@ -36,6 +36,8 @@ class Candidate:
     score_lead: float = 0.0  # BM25 points ahead of the best other entry (0 if behind)
     similarity_lead: float = 0.0  # similarity minus the best other entry's (negative if behind)
     coverage_lead: float = 0.0  # doc_coverage minus the best other candidate's (negative if behind)
+    word_coverage: float = 0.0  # share of the caller's whole-word (w:) weight the entry uses, unknown words included
+    matched_words: int = 0  # distinct caller words (w:) the entry uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +155,15 @@ class _LanguageIndex:
         # Unknown Chinese bigrams/pinyin are mostly segment boundaries, not topic words: only whole words
         # that no entry uses count against the question.
         query_mass = sum(self.idf.get(t, self.unknown_idf if t.startswith("w:") else 0.0) for t in query_terms)
+        query_words = [t for t in query_terms if t.startswith("w:")]
+        word_mass = sum(self.idf.get(t, self.unknown_idf) for t in query_words)
         candidates = []
         for entry_index in sorted(pool, key=lambda i: -scores[i]):
             first, last = int(self.first_doc[entry_index]), int(self.first_doc[entry_index + 1])
             doc = first + int(np.argmax(per_question[first:last]))  # its best question, for coverage and display
             explained = sum(self.idf[t] for t in query_terms if t in self.entry_terms[entry_index])
             matched = sum(self.idf[t] for t in query_terms if t in self.doc_terms[doc])
+            used_words = [t for t in query_words if t in self.entry_terms[entry_index]]
             missing = [self.idf.get(t, self.unknown_idf) for t in query_terms
                        if t.startswith("w:") and t not in self.entry_terms[entry_index]]  # fmt: skip
             score, sim = float(scores[entry_index]), float(similarity[entry_index])
@@ -176,6 +181,8 @@ class _LanguageIndex:
                     score_share=score / top_two[1] if top_two[1] > 0 else 0.0,
                     score_lead=max(0.0, score - float(best_other)),
                     similarity_lead=sim - float(best_other_sim),
+                    word_coverage=sum(self.idf[t] for t in used_words) / word_mass if word_mass else 0.0,
+                    matched_words=len(used_words),
                 )
             )
         coverages = sorted((c.doc_coverage for c in candidates), reverse=True)
