@@ -2,8 +2,8 @@
 
 Publishers are the API's worker threads and the event loop; subscribers are WebSocket handlers on the loop.
 Each subscriber has a bounded queue: a client that stops reading loses its oldest events (and is told so)
-instead of growing the server's memory. Across several workers this becomes PostgreSQL LISTEN/NOTIFY; the
-interface stays the same.
+instead of growing the server's memory. Across several workers, callcenter_api.event_relay carries each
+worker's events to the others (PostgreSQL LISTEN/NOTIFY) and hands them to `deliver`.
 """
 
 from __future__ import annotations
@@ -68,6 +68,12 @@ class EventHub:
         else:
             with contextlib.suppress(RuntimeError):  # loop shutting down
                 loop.call_soon_threadsafe(self._deliver, topic, event)
+
+    def deliver(self, topic: str, event: dict[str, Any]) -> None:
+        """An event another worker published: to this worker's subscribers only (not to listeners, which
+        observe what this worker does, nor back to the relay). On the event loop."""
+        if topic in self._subscribers:
+            self._deliver(topic, event)
 
     def _deliver(self, topic: str, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers.get(topic, ())):

@@ -20,6 +20,7 @@ from callcenter_api import kb_store
 from callcenter_api.app import create_app
 from callcenter_api.call_log import CallLog
 from callcenter_api.db import make_engine, make_session_factory, migrate
+from callcenter_api.event_relay import PostgresEventRelay
 from callcenter_api.events import EventHub
 from callcenter_api.kb_sync import KnowledgeSync
 from callcenter_api.routing import config as callcenter_config
@@ -59,6 +60,7 @@ class Service:
         self.ready = False
         self.endpoint: SipEndpoint | None = None
         self.call_log: CallLog | None = None
+        self.relay: PostgresEventRelay | None = None  # live events between workers (PostgreSQL only)
         self._stop = asyncio.Event()
 
     async def handle_call(self, call: Call) -> None:
@@ -127,6 +129,14 @@ class Service:
         self.router = Router(session_factory, worker=worker, publish=publish)
         self.acd = Acd(self.router)
         self.acd.start()
+        if engine.dialect.name == "postgresql":  # several workers may share it: their consoles' events too
+
+            def remote(_topic: str, event: dict[str, object]) -> None:
+                if event.get("state") in ("available", "waiting"):  # a match another worker's change allows
+                    self.acd.poke()
+
+            self.relay = PostgresEventRelay(hub, settings.db, origin=worker, on_remote=remote)
+            await self.relay.start()
         self._background: set[asyncio.Task[object]] = set()
         self.queue_services = QueueServices(
             self.router, self.acd, taps=self._taps, keep=self._keep, written=self.call_log.flush
@@ -227,6 +237,8 @@ class Service:
             await self.kb_sync.aclose()
         if getattr(self, "acd", None) is not None:
             await self.acd.aclose()
+        if self.relay is not None:
+            await self.relay.aclose()
         for task in list(getattr(self, "_background", ())):
             task.cancel()
         if getattr(self, "asr", None) is not None:
