@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from callcenter_api.people import ADMIN_TOKEN_PRINCIPAL, Principal, principal_for
 
@@ -35,12 +36,17 @@ def resolve(app_state: object, token: str) -> Principal | None:
         return principal_for(session, token)
 
 
-def current_principal(
+async def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
+    """Async, so the admin token (automation, most API traffic) costs no worker-thread hop; a user's token
+    is looked up in the database in a worker thread."""
     if credentials is None:
         raise _unauthorized("missing bearer token (send 'Authorization: Bearer <token>')")
-    principal = resolve(request.app.state, credentials.credentials)
+    state = request.app.state
+    if secrets.compare_digest(credentials.credentials.encode(), state.admin_token.encode()):
+        return ADMIN_TOKEN_PRINCIPAL
+    principal = await run_in_threadpool(resolve, state, credentials.credentials)
     if principal is None:
         raise _unauthorized("invalid or expired bearer token")
     return principal
@@ -52,7 +58,7 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 def require(*roles: str) -> Callable[[Principal], Principal]:
     """A dependency admitting only these roles (403 for the others)."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:  # async: a role check needs no thread
         if principal.role not in roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"needs role {' or '.join(roles)}")
         return principal
