@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from asr.grammar import Grammar
+from asr.priority import lower_this_process
 from asr.recognizer import Result, Word
 
 # Cepstral mean of 8 kHz speech upsampled to 16 kHz (averaged over 4 voices x 4 sentences, µ-law).
@@ -329,6 +330,7 @@ def _grammar_confidence(words: list[Any], phones: list[Any]) -> float:
 # ---- process entry point ------------------------------------------------------------------------------
 def main(conn: Connection, free_word_threshold: float, free_pool: int = 8) -> None:
     """Worker process: announce readiness, then serve (op, sid, request id, argument) until EOF/None."""
+    lower_this_process()  # the server's media clock comes first
     start = time.perf_counter()
     try:
         worker = Worker(Resources(free_pool), free_word_threshold)

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from asr.recognizer import AsrError, Result
+from asr.recognizer import AsrBusy, AsrError, Result
 from asr.session import CFuture, StreamingSession, transcribe_buffer
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,11 @@ def _settle(fut: CFuture[Any], ok: bool, payload: Any) -> None:
             fut.set_result(payload)
         else:
             fut.set_exception(AsrError(payload))
+
+
+# Requests a worker may have unanswered before it refuses new utterances (AsrBusy). A worker keeps up with
+# 8-16 concurrent recognitions in real time (bench/asr_rtf); each has one feed in flight at a time.
+MAX_OUTSTANDING = 16
 
 
 class _WorkerProcess:
@@ -80,6 +85,7 @@ class _WorkerProcess:
         self._held: list[tuple[tuple[Any, ...], CFuture[Any]]] = []  # made while a replacement starts
         self._out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self.epoch = 0
+        self.refused = 0  # utterances refused while saturated
         self.alive = False
         self.starting = True  # a process is being started: requests are held for it
         self.stopping = False
@@ -179,6 +185,7 @@ class _WorkerProcess:
     def call(self, op: str, sid: int, arg: Any = None, epoch: int | None = None) -> CFuture[Any]:
         """Send one request; `epoch`: the worker epoch the request's utterance began in (None: any)."""
         fut: CFuture[Any] = CFuture()
+        answer = fut
         with self._lock:
             if epoch is not None and epoch != self.epoch:
                 fut.set_exception(AsrError(f"pocketsphinx worker {self.index} exited during this utterance"))
@@ -186,15 +193,26 @@ class _WorkerProcess:
             if self.stopping or not (self.alive or self.starting):
                 fut.set_exception(AsrError(f"pocketsphinx worker {self.index} is not running"))
                 return fut
+            if op == "start" and len(self._pending) >= MAX_OUTSTANDING:
+                # Saturated: refuse the new utterance now rather than queue it behind work that is already
+                # late (unbounded, 400 talking calls queued ~37,000 requests and stalled the event loop in
+                # garbage collection). The worker still drops this session's previous utterance, so the
+                # audio that follows is ignored and the utterance ends empty (no match).
+                self.refused += 1
+                if self.refused in (1, 100) or self.refused % 1000 == 0:
+                    log.warning("pocketsphinx worker %d is saturated: %d utterance(s) refused so far",
+                                self.index, self.refused)  # fmt: skip
+                fut.set_exception(AsrBusy(f"pocketsphinx worker {self.index} is saturated"))
+                fut, op, arg = CFuture(), "abort", None
             rid = next(self._ids)
             msg = (op, sid, rid, arg)
             if not self.alive:
                 self._held.append((msg, fut))
-                return fut
+                return answer
             self._pending[rid] = fut
             out = self._out
         out.put(msg)
-        return fut
+        return answer
 
     def _write(self, conn: Connection, out: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
         while (msg := out.get()) is not None:

@@ -36,6 +36,11 @@ class AsrError(RuntimeError):
     """Speech recognition cannot run (engine missing, worker died, ...)."""
 
 
+class AsrBusy(AsrError):
+    """The engine has more work queued than it can finish in time: this utterance is not recognized (the
+    caller's keys still work). Refusing at once keeps memory and latency bounded under overload."""
+
+
 class ModelError(AsrError, ValueError):
     """A model path or setting is wrong; the message says what to fix."""
 

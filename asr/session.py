@@ -8,7 +8,9 @@ per-session serial queue on a thread pool for Vosk, a per-worker pipe for pocket
 Audio waits in a bounded queue (`max_pending_ms`, 5 s by default). At most one `feed` per session is in
 flight; what arrives meanwhile is sent as one chunk when it returns, so a decoder that falls behind gets
 bigger chunks, not more requests. If the queue overflows anyway, the oldest audio is dropped and counted
-(logged once per session), so memory never grows without bound.
+(logged once per session), so memory never grows without bound. An engine that is saturated refuses a new
+utterance at once (`AsrBusy` from `start`): the session then sends none of its audio and `finish()` returns
+an empty result, so overload costs recognition, not latency or memory.
 
 **Early final results.** The caller's reply should start the moment the endpointing silence is confirmed,
 not a decode later. So while the silence is still being counted, the listener may call `speculate()`: what
@@ -34,7 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from asr.audio import to_8k
-from asr.recognizer import Result
+from asr.recognizer import AsrBusy, Result
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +101,9 @@ class SerialExecutor:
 
 
 def _consume(fut: CFuture[Any]) -> None:
-    """Log failures of fire-and-forget operations instead of losing them."""
-    if not fut.cancelled() and fut.exception() is not None:
+    """Log failures of fire-and-forget operations instead of losing them (an engine refusing work under
+    overload counts its refusals itself, so those are not logged one by one)."""
+    if not fut.cancelled() and fut.exception() is not None and not isinstance(fut.exception(), AsrBusy):
         log.warning("recognizer operation failed: %s", fut.exception())
 
 
@@ -145,6 +148,8 @@ class StreamingSession:
         self._on_close = on_close
         self.dropped_ms = 0  # audio dropped because the decoder fell behind (whole session)
         self.utterances = 0
+        self.refused = 0  # utterances the engine refused under overload (whole session)
+        self._refused = False  # the current one was
 
     @property
     def active(self) -> bool:
@@ -169,12 +174,19 @@ class StreamingSession:
         self._kept_bytes = 0
         phrases = tuple(grammar) if grammar is not None else None
         self._grammar = phrases
-        self._decoder.start(phrases).add_done_callback(_consume)
+        started = self._decoder.start(phrases)
+        started.add_done_callback(_consume)
+        # An engine refusing work under overload says so at once; the utterance then sends nothing more.
+        self._refused = started.done() and isinstance(started.exception(), AsrBusy)
+        if self._refused:
+            self.refused += 1
 
     def push(self, pcm: np.ndarray) -> None:
         self._check_open()
         if not self._active:
             self.begin(None)  # lenient: audio without begin() is free speech
+        if self._refused:
+            return
         data = np.asarray(pcm, dtype=np.int16).tobytes()
         if not data:
             return
@@ -194,7 +206,7 @@ class StreamingSession:
         Does nothing when no utterance is active, one is already speculated, or the utterance outgrew the
         audio kept for `resume()` (then `finish()` decodes as usual).
         """
-        if not self._active or self._finishing or self._early is not None or self._closed:
+        if not self._active or self._finishing or self._early is not None or self._closed or self._refused:
             return
         if self._kept_bytes > self._max_keep - self._max_pending:  # no room left to hold the rest
             return
@@ -224,6 +236,9 @@ class StreamingSession:
     async def finish(self) -> Result:
         self._check_open()
         if not self._active:
+            return Result("", 0.0, [], True, self.engine)
+        if self._refused:  # not recognized (overload): an empty result, as for silence
+            self._active = False
             return Result("", 0.0, [], True, self.engine)
         early = self._early
         if early is not None:

@@ -268,17 +268,21 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--hold", type=int, default=10, help="seconds each call holds after its digits")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it (server log, captures)")
+    parser.add_argument("--asr-engine", default="auto", choices=["auto", "off"],
+                        help="the server's ASR: auto listens for spoken digits in every input node [auto]")
     args = parser.parse_args()
     for tool in ("sipp", "tcpdump"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found: run scripts/install.sh --test")
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
-        workdir = Path(tmp)
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         write_caller_audio(workdir / "caller_audio.ulaw")
         ports = {"sip": free_port(), "http": free_port(socket.SOCK_STREAM)}
         rtp = SERVER_RTP
-        server = start_server(workdir, ports["sip"], ports["http"], rtp)
+        server = start_server(workdir, ports["sip"], ports["http"], rtp, ["--asr-engine", args.asr_engine])
         try:
             rows = []
             for n in args.calls:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,7 +38,7 @@ from callcenter_api.call_ops import (
     check_update_fields,
 )
 from callcenter_api.history.identity import Identity
-from callcenter_api.models import Message
+from callcenter_api.models import CallEvent, Message
 from callcenter_api.schemas.history import MessageOut
 
 log = logging.getLogger(__name__)
@@ -322,10 +323,19 @@ class CallLog:
     def _commit(self, ops: list[Op]) -> None:
         events: list[tuple[str, dict[str, Any]]] = []
         with self._session_factory() as session, session.begin():
+            rows: list[dict[str, Any]] = []  # call events: one executemany for the batch (EventAdded.row)
             for op in ops:
+                if isinstance(op, EventAdded):
+                    if op.seq is None and rows:  # it reads the call's last number: write the earlier ones first
+                        session.execute(insert(CallEvent), rows)
+                        rows = []
+                    rows.append(op.row(session))
+                    continue
                 written = op.apply(session)
                 if self._publish is not None:
                     events += _events_of(op, written)
+            if rows:
+                session.execute(insert(CallEvent), rows)  # after the batch's calls: their rows are flushed first
             if events:
                 session.flush()  # message ids for the events
                 events = [(topic, event() if callable(event) else event) for topic, event in events]

@@ -27,7 +27,7 @@ import numpy as np
 from asr.recognizer import Engine, RecognizerSession, Result
 from asr.vad import Endpointer, NoInput, SpeechEnded, SpeechStarted
 from ivr_flows.channel import Heard, ListenRequest
-from telephony.call import Call, CallEndedError
+from telephony.call import Call, CallEndedError, quiet
 
 log = logging.getLogger(__name__)
 
@@ -166,13 +166,14 @@ async def listen(
 ) -> Heard:  # fmt: skip
     """Wait for the caller's answer to a prompt (already playing in `prompt_task`): keys or speech."""
     speech_event = listener.arm(request, prompt_playing=prompt_task is not None) if listener else None
+    digit: asyncio.Future[str | None] | None = None
     try:
         if prompt_task is not None:
             await _wait_prompt(call, listener, prompt_task, speech_event)
         if request.max_digits > 0 and call.has_pending_digits:
             return await _collect_digits(call, request, first_timeout=0.01)
         waiters: set[asyncio.Future[object]] = set()
-        digit = asyncio.ensure_future(call.next_digit(None)) if request.max_digits > 0 else None
+        digit = quiet(asyncio.ensure_future(call.next_digit(None))) if request.max_digits > 0 else None
         if digit is not None:
             waiters.add(digit)
         if speech_event is not None:
@@ -185,8 +186,6 @@ async def listen(
         if digit is not None and digit not in done:
             digit.cancel()
         if ended in done:
-            if digit is not None and digit in done and not digit.cancelled():
-                digit.exception()  # it ended with the call (CallEndedError): retrieved, not logged as lost
             raise CallEndedError(call.id)
         if digit is not None and digit in done:
             first = digit.result()
@@ -197,6 +196,8 @@ async def listen(
             return await _recognized(call, listener, request)  # type: ignore[arg-type]
         return Heard("no_input")
     finally:
+        if digit is not None and not digit.done():
+            digit.cancel()  # the flow was torn down (the caller left) while we waited
         if listener:
             listener.disarm()
 
@@ -237,7 +238,7 @@ async def _recognized(call: Call, listener: SpeechListener, request: ListenReque
     try:
         result = await asyncio.wait_for(listener.result(), RESULT_TIMEOUT)
     except Exception as exc:  # decoder errors and time-outs: the caller said something we could not decode
-        log.warning("speech recognition failed on %s: %s", call, exc)
+        log.warning("speech recognition failed on %s: %s", call, str(exc) or type(exc).__name__)
         call.event("utterance", json.dumps({"text": "", "error": str(exc) or type(exc).__name__}))
         return Heard("speech", text="", confidence=0.0)
     offset_ms = int((time.monotonic() - (listener._speech_started_at or time.monotonic())) * 1000)

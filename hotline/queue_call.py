@@ -26,7 +26,7 @@ from callcenter_api.routing.router import Offer, QueueFull, QueueNotFound, Route
 from hotline.acd import Acd
 from ivr_flows.channel import ChannelClosed, RecordRequest, TransferRequest, TransferResult
 from telephony.bridge import Bridge
-from telephony.call import Call, CallEndedError
+from telephony.call import Call, CallEndedError, quiet
 from telephony.endpoint import CallFailed
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,6 @@ def music_on_hold(seconds: float = 20.0) -> np.ndarray:
 _MUSIC = music_on_hold()
 
 
-def _quiet(task: asyncio.Future[Any]) -> asyncio.Future[Any]:
-    """A helper task whose failure (the caller hung up) matters only through the call itself: read its
-    exception when it ends, so asyncio does not log it as never retrieved."""
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
-    return task
 QUICK_MATCH_SECONDS = 0.8  # how long to wait for a free agent before the first announcement
 
 
@@ -204,8 +199,8 @@ class QueueCall:
         """Music until an offer, a key (1/2), or `seconds` pass. Raises CallEndedError if they hang up."""
         if offer_future.done():
             return offer_future.result()
-        music = _quiet(asyncio.ensure_future(self.call.play(_MUSIC[: int(max(1.0, seconds) * 8000)])))
-        digit = _quiet(asyncio.ensure_future(self.call.next_digit(seconds)))
+        music = quiet(asyncio.ensure_future(self.call.play(_MUSIC[: int(max(1.0, seconds) * 8000)])))
+        digit = quiet(asyncio.ensure_future(self.call.next_digit(seconds)))
         ended = asyncio.ensure_future(self.call.wait_ended())
         try:
             done, _ = await asyncio.wait({offer_future, digit, ended, music}, return_when=asyncio.FIRST_COMPLETED)
@@ -235,7 +230,7 @@ class QueueCall:
             await asyncio.to_thread(self.router.not_answered, offer.entry_id, f"refer_{status}")
             return None
         # the caller keeps hearing the music while the agent's phone rings (not silence for up to ring_timeout)
-        music = _quiet(asyncio.ensure_future(self.call.play(_MUSIC)))
+        music = quiet(asyncio.ensure_future(self.call.play(_MUSIC)))
         try:
             self.note("offer", f"ringing {offer.agent_name}")
             agent = await self.call.endpoint.dial(

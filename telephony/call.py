@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
@@ -21,6 +21,16 @@ if TYPE_CHECKING:
 
 class CallEndedError(Exception):
     """Raised by waiting operations when the call is gone."""
+
+
+T = TypeVar("T")
+
+
+def quiet(task: asyncio.Future[T]) -> asyncio.Future[T]:
+    """A helper task of a call (a key wait, music) whose failure — the caller hung up — matters only through
+    the call itself: its exception is read when it ends, so asyncio does not log it as never retrieved."""
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
 
 
 class CallObserver(Protocol):

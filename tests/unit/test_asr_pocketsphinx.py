@@ -374,3 +374,35 @@ async def test_a_request_whose_waiter_gave_up_does_not_break_the_worker(engine: 
         assert (await asyncio.wait_for(session.finish(), 60)).text == "roaming"
     finally:
         await session.aclose()
+
+
+async def test_a_saturated_worker_refuses_new_utterances_and_recovers(
+    engine: PocketsphinxEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Overload: a new utterance is refused at once (it ends empty: no match) instead of queueing behind
+    late work; the utterance already running is unaffected, and once the backlog clears all is normal."""
+    import asr.pocketsphinx_backend as backend
+
+    speaking, refused = engine.session(), engine.session()
+    try:
+        speaking.begin(MENU)
+        for frame in frames(telephone(flite("roaming", "awb"))):
+            speaking.push(frame)  # one feed in flight, the rest queued in the session
+        monkeypatch.setattr(backend, "MAX_OUTSTANDING", 0)  # everything counts as too much now
+        with caplog.at_level(logging.WARNING, logger="asr"):
+            refused.begin(MENU)
+            for frame in frames(telephone(flite("billing", "slt"))):
+                refused.push(frame)
+            assert (await refused.finish()).text == ""  # not recognized, not an error, not queued
+        assert refused.refused == 1  # and its audio was never sent
+        assert sum(w.refused for w in engine._workers) >= 1
+        assert "saturated" in caplog.text and "recognizer operation failed" not in caplog.text
+        monkeypatch.setattr(backend, "MAX_OUTSTANDING", 16)
+        assert (await speaking.finish()).text == "roaming"
+        refused.begin(MENU)  # the backlog is gone: the same session recognizes again
+        for frame in frames(telephone(flite("billing", "slt"))):
+            refused.push(frame)
+        assert (await refused.finish()).text == "Billing"
+    finally:
+        await speaking.aclose()
+        await refused.aclose()
