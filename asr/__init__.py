@@ -3,10 +3,11 @@
 Engines are imported lazily by `create_engine`, so importing `asr` costs neither libvosk nor pocketsphinx.
 """
 
-from asr.recognizer import AsrError, Engine, ModelError, RecognizerSession, Result, Word, create_engine
+from asr.recognizer import AsrBusy, AsrError, Engine, ModelError, RecognizerSession, Result, Word, create_engine
 from asr.vad import Endpointer, EndpointEvent, NoInput, SpeechEnded, SpeechStarted
 
 __all__ = [
+    "AsrBusy",
     "AsrError",
     "EndpointEvent",
     "Endpointer",
