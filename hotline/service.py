@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from asr import create_engine as create_asr_engine
 from asr.recognizer import Engine
 from bot.engine import KnowledgeBot
-from callcenter_api import kb_store
+from callcenter_api import flow_store, kb_store
 from callcenter_api.app import create_app
 from callcenter_api.call_log import CallLog
 from callcenter_api.db import make_engine, make_session_factory, migrate
 from callcenter_api.event_relay import PostgresEventRelay
 from callcenter_api.events import EventHub
 from callcenter_api.kb_sync import KnowledgeSync
+from callcenter_api.routes.flows import FLOWS_TOPIC
 from callcenter_api.routing import config as callcenter_config
 from callcenter_api.routing.router import Router
 from hotline.acd import Acd
@@ -61,6 +62,7 @@ class Service:
         self.endpoint: SipEndpoint | None = None
         self.call_log: CallLog | None = None
         self.relay: PostgresEventRelay | None = None  # live events between workers (PostgreSQL only)
+        self._background: set[asyncio.Task[object]] = set()
         self._stop = asyncio.Event()
 
     async def handle_call(self, call: Call) -> None:
@@ -131,13 +133,16 @@ class Service:
         self.acd.start()
         if engine.dialect.name == "postgresql":  # several workers may share it: their consoles' events too
 
-            def remote(_topic: str, event: dict[str, object]) -> None:
+            def remote(topic: str, event: dict[str, object]) -> None:
                 if event.get("state") in ("available", "waiting"):  # a match another worker's change allows
                     self.acd.poke()
+                elif topic == FLOWS_TOPIC and event.get("type") == "flow_live":  # activated on another worker
+                    name, version = str(event["name"]), int(event["version"])  # type: ignore[call-overload]
+                    self._keep(asyncio.ensure_future(asyncio.to_thread(self._follow_flow, session_factory,
+                                                                       name, version)))  # fmt: skip
 
             self.relay = PostgresEventRelay(hub, settings.db, origin=worker, on_remote=remote)
             await self.relay.start()
-        self._background: set[asyncio.Task[object]] = set()
         self.queue_services = QueueServices(
             self.router, self.acd, taps=self._taps, keep=self._keep, written=self.call_log.flush
         )
@@ -244,6 +249,20 @@ class Service:
         if getattr(self, "asr", None) is not None:
             with contextlib.suppress(Exception):
                 await self.asr.aclose()
+
+    def _follow_flow(self, session_factory: sessionmaker[Session], name: str, version: int) -> None:
+        """Another worker made `name@version` live through the API: so do we (the next call gets it)."""
+        try:
+            with session_factory() as session:
+                row = flow_store.get_version(session, name, version)
+                if row is None:
+                    log.warning("flow %s@%s was activated elsewhere but is not in the database", name, version)
+                    return
+                flow_store.register(self.flows, row)
+            self.flows.set_live(name, version)
+            log.info("flow %s@%s is live (activated on another worker)", name, version)
+        except Exception:
+            log.exception("could not follow the activation of flow %s@%s", name, version)
 
     def _keep(self, task: asyncio.Task[object]) -> None:
         """Keep a background task (a callback) referenced until it finishes."""

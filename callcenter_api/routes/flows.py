@@ -38,6 +38,7 @@ from ivr_flows.registry import FlowRegistry, LiveFlow
 from ivr_flows.simulator import Script, simulate
 
 log = logging.getLogger(__name__)
+FLOWS_TOPIC = "flows"  # {"type": "flow_live", "name", "version"} when a version becomes live through the API
 
 MAX_SOURCE_BYTES = 1_000_000
 SIMULATION_TIMEOUT = 60.0  # seconds; webhooks in a flow really run during a simulation
@@ -152,6 +153,7 @@ def create_version(
     registry.add(row.name, row.version, saved.flow, row.source)
     if activate:
         registry.set_live(row.name, row.version)
+        _announce_live(request, row.name, row.version)
         log.info("flow %s@%s is live (from the API)", row.name, row.version)
     elif saved.created:
         log.info("flow %s@%s stored (from the API)", row.name, row.version)
@@ -202,8 +204,14 @@ def activate_version(name: str, version: int, session: SessionDep, request: Requ
     registry = _registry(request)
     store.register(registry, row)
     registry.set_live(name, version)
+    _announce_live(request, name, version)
     log.info("flow %s@%s is live (activated through the API)", name, version)
     return _version_out(row, live=True)
+
+
+def _announce_live(request: Request, name: str, version: int) -> None:
+    """Other workers on the same database make the version live too (callcenter_api.event_relay)."""
+    request.app.state.hub.publish(FLOWS_TOPIC, {"type": "flow_live", "name": name, "version": version})
 
 
 def _resolve(factory: sessionmaker[Session], flows: FlowRegistry, name: str, version: int | None) -> LiveFlow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,9 +13,17 @@ import httpx
 import pytest
 import websockets
 import yaml
-from harness import HotlineServer
+from harness import HotlineServer, run_sipp
 
 from callcenter_api.testing import pg_test_url, pg_unreachable_reason, scratch_pg_schema
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -55,3 +64,28 @@ def test_the_supervisor_view_on_one_worker_hears_the_other(
     assert any(e.get("topic") == "agents" for e in heard), heard
     on_b = httpx.get(f"{worker_b.base_url}/api/v1/agents", headers=auth).json()
     assert [a["state"] for a in on_b if a["id"] == ann["id"]] == ["available"]
+
+
+def test_a_flow_activated_through_one_worker_answers_calls_on_the_other(
+    pg_url: str, start_hotline: Callable[..., HotlineServer]
+) -> None:
+    common = ["--db", pg_url, "--kb-seed", "none", "--asr-engine", "off"]
+    worker_a = start_hotline(extra_args=[*common, "--worker-id", "worker-a"])
+    worker_b = start_hotline(extra_args=[*common, "--worker-id", "worker-b"])
+    source = (
+        "flow: demo\nstart: hello\nnodes:\n  hello:\n    say: Activated on worker A.\n    next: bye\n"
+        "  bye:\n    hangup: Goodbye.\n"
+    )
+    response = httpx.post(
+        f"{worker_a.base_url}/api/v1/flows/demo/versions", params={"activate": "true"}, content=source,
+        headers={"Authorization": f"Bearer {worker_a.admin_token}", "Content-Type": "application/yaml"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    version = response.json()["version"]
+    wait_until(lambda: f"flow demo@{version} is live (activated on another worker)" in worker_b.log_path.read_text(),
+               "worker B follows the activation")  # fmt: skip
+    result = run_sipp("t_uac_silent_wait_bye.xml", worker_b, call_id="e2e-workers-flow")  # we hang up
+    assert result.ok, result.describe()
+    record = worker_b.wait_for_call("e2e-workers-flow", lambda r: r.get("ended_at") is not None)
+    assert record["flow"] == f"demo@{version}"
+    assert next(e["value"] for e in record["events"] if e["type"] == "prompt") == "Activated on worker A."
