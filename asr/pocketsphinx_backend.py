@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -182,8 +183,9 @@ class _WorkerProcess:
             return
 
     # ---- requests -----------------------------------------------------------------------------------
-    def call(self, op: str, sid: int, arg: Any = None, epoch: int | None = None) -> CFuture[Any]:
-        """Send one request; `epoch`: the worker epoch the request's utterance began in (None: any)."""
+    def call(self, op: str, sid: int, arg: Any = None, epoch: int | None = None, *, shed: bool = False) -> CFuture[Any]:
+        """Send one request; `epoch`: the worker epoch the request's utterance began in (None: any); `shed`:
+        a start may be refused (AsrBusy) when the worker is saturated."""
         fut: CFuture[Any] = CFuture()
         answer = fut
         with self._lock:
@@ -193,7 +195,7 @@ class _WorkerProcess:
             if self.stopping or not (self.alive or self.starting):
                 fut.set_exception(AsrError(f"pocketsphinx worker {self.index} is not running"))
                 return fut
-            if op == "start" and len(self._pending) >= MAX_OUTSTANDING:
+            if shed and op == "start" and len(self._pending) >= MAX_OUTSTANDING:
                 # Saturated: refuse the new utterance now rather than queue it behind work that is already
                 # late (unbounded, 400 talking calls queued ~37,000 requests and stalled the event loop in
                 # garbage collection). The worker still drops this session's previous utterance, so the
@@ -282,14 +284,15 @@ class _RemoteDecoder:
     utterance fails instead of silently decoding nothing on the replacement; the next `start` goes on there.
     """
 
-    def __init__(self, worker: _WorkerProcess, sid: int) -> None:
+    def __init__(self, worker: _WorkerProcess, sid: int, *, shed: bool = True) -> None:
         self._worker = worker
         self._sid = sid
         self._epoch = worker.epoch
+        self._shed = shed  # refuse new utterances while the worker is saturated (live calls)
 
     def start(self, grammar: tuple[str, ...] | None) -> CFuture[None]:
         self._epoch = self._worker.epoch
-        fut = self._worker.call("start", self._sid, grammar, self._epoch)
+        fut = self._worker.call("start", self._sid, grammar, self._epoch, shed=self._shed)
         fut.add_done_callback(_log_warnings)
         return fut
 
@@ -339,10 +342,11 @@ class PocketsphinxEngine:
         return sum(w.restarts for w in self._workers)
 
     def session(self, *, max_pending_ms: int | None = None) -> StreamingSession:
-        """A call's session; `max_pending_ms` bounds its queued audio (default: the engine's, 5 s)."""
+        """A call's session; `max_pending_ms` bounds its queued audio (default: the engine's, 5 s). A saturated
+        worker refuses its utterances (a caller must not wait seconds for an answer)."""
         return self._session(max_pending_ms or self.max_pending_ms)
 
-    def _session(self, max_pending_ms: int) -> StreamingSession:
+    def _session(self, max_pending_ms: int, *, shed: bool = True) -> StreamingSession:
         with self._lock:
             if self._closed:
                 raise AsrError("the pocketsphinx engine is closed")
@@ -358,10 +362,12 @@ class PocketsphinxEngine:
             with self._lock:
                 worker.sessions -= 1
 
-        return StreamingSession(_RemoteDecoder(worker, sid), self.name, max_pending_ms=max_pending_ms, on_close=closed)
+        decoder = _RemoteDecoder(worker, sid, shed=shed)
+        return StreamingSession(decoder, self.name, max_pending_ms=max_pending_ms, on_close=closed)
 
     async def transcribe(self, pcm: np.ndarray, rate: int, grammar: Sequence[str] | None = None) -> Result:
-        return await transcribe_buffer(self._session, self.max_pending_ms, pcm, rate, grammar)
+        """A whole recording (`hotline asr transcribe`, evaluations): it waits its turn, never refused."""
+        return await transcribe_buffer(partial(self._session, shed=False), self.max_pending_ms, pcm, rate, grammar)
 
     async def aclose(self) -> None:
         with self._lock:

@@ -225,7 +225,14 @@ class StreamingSession:
             return
         self._early = None
         self._gen += 1  # partials and feeds of the speculated decode are stale
-        self._decoder.start(self._grammar).add_done_callback(_consume)
+        started = self._decoder.start(self._grammar)
+        started.add_done_callback(_consume)
+        if started.done() and isinstance(started.exception(), AsrBusy):  # the restart was refused: give up
+            self._refused = True
+            self.refused += 1
+            self._pending.clear()
+            self._pending_bytes = 0
+            return
         self._pending.clear()
         self._pending_bytes = 0
         gen = self._gen
