@@ -76,6 +76,7 @@ def serve(config_file: Path | None, **options: object) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from callcenter_api.routing.config import CallCenterConfigError
     from hotline.service import Service
 
     try:
@@ -83,6 +84,9 @@ def serve(config_file: Path | None, **options: object) -> None:
     except OSError as exc:
         click.echo(f"hotline: cannot start: {exc}", err=True)
         sys.exit(1)
+    except CallCenterConfigError as exc:  # the call-center file: its path and what to fix, no traceback
+        click.echo(f"hotline: cannot start: {exc}", err=True)
+        sys.exit(2)
 
 
 main.add_command(flow)

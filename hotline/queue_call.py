@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,6 +24,7 @@ import numpy as np
 from callcenter_api.models import Queue
 from callcenter_api.routing.router import Offer, QueueFull, QueueNotFound, Router
 from hotline.acd import Acd
+from hotline.hold_music import BUILT_IN, HoldMusic
 from ivr_flows.channel import ChannelClosed, RecordRequest, TransferRequest, TransferResult
 from telephony.bridge import Bridge
 from telephony.call import Call, CallEndedError, quiet
@@ -73,20 +74,12 @@ class _NoTaps:
         pass
 
 
-def music_on_hold(seconds: float = 20.0) -> np.ndarray:
-    """A soft built-in melody (no licensing questions): arpeggiated major chords with gentle envelopes."""
-    rate = 8000
-    notes = [261.63, 329.63, 392.00, 523.25, 392.00, 329.63, 293.66, 349.23, 440.00, 587.33, 440.00, 349.23]
-    note = int(rate * 0.35)
-    t = np.arange(note) / rate
-    envelope = np.minimum(1.0, t / 0.02) * np.exp(-3.0 * t)
-    tones = [0.18 * envelope * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) for f in notes]
-    loop = np.concatenate(tones)
-    reps = int(np.ceil(seconds * rate / len(loop)))
-    return (np.tile(loop, reps)[: int(seconds * rate)] * 32767 / 1.3).astype(np.int16)
-
-
-_MUSIC = music_on_hold()
+def _looped(music: np.ndarray, seconds: float) -> np.ndarray:
+    """`seconds` of the music (at least one), from its start, repeated if it is shorter."""
+    want = int(max(1.0, seconds) * 8000)
+    if len(music) >= want:
+        return music[:want]
+    return np.tile(music, -(-want // len(music)))[:want]
 
 
 QUICK_MATCH_SECONDS = 0.8  # how long to wait for a free agent before the first announcement
@@ -108,6 +101,7 @@ class QueueServices:
     keep: Callable[[Any], None] | None = None  # keeps background tasks (callbacks) alive
     # waits until the call's records are in the database (the queue entry refers to its conversation)
     written: Callable[[], Awaitable[None]] | None = None
+    music: HoldMusic = field(default_factory=HoldMusic)  # queues' music files, decoded once
 
 
 @dataclass
@@ -123,6 +117,8 @@ class QueueCall:
     record_bridge: bool = True  # record the bridge with the agent (not when the whole call is recorded already)
     record_callback: bool = True  # record a callback's bridge (a leg of its own, after this call ended)
     written: Callable[[], Awaitable[None]] | None = None  # see QueueServices.written
+    music: HoldMusic | None = None  # see QueueServices.music
+    _music: np.ndarray = field(default_factory=lambda: BUILT_IN, init=False, repr=False)
 
     async def run(self, request: TransferRequest) -> TransferResult:
         assert request.queue is not None
@@ -141,6 +137,8 @@ class QueueCall:
             return TransferResult(False, str(exc))
         texts = TEXTS.get(request.language, TEXTS["en"])
         self.call.event("queue", f"{queue.name} entry {entry.id}")
+        if self.music is not None:
+            self._music = await asyncio.to_thread(self.music.for_queue, queue.music)
         resolved = False
         try:
             result = await self._wait(queue, entry.id, texts, request)
@@ -199,7 +197,7 @@ class QueueCall:
         """Music until an offer, a key (1/2), or `seconds` pass. Raises CallEndedError if they hang up."""
         if offer_future.done():
             return offer_future.result()
-        music = quiet(asyncio.ensure_future(self.call.play(_MUSIC[: int(max(1.0, seconds) * 8000)])))
+        music = quiet(asyncio.ensure_future(self.call.play(_looped(self._music, seconds))))
         digit = quiet(asyncio.ensure_future(self.call.next_digit(seconds)))
         ended = asyncio.ensure_future(self.call.wait_ended())
         try:
@@ -230,7 +228,7 @@ class QueueCall:
             await asyncio.to_thread(self.router.not_answered, offer.entry_id, f"refer_{status}")
             return None
         # the caller keeps hearing the music while the agent's phone rings (not silence for up to ring_timeout)
-        music = quiet(asyncio.ensure_future(self.call.play(_MUSIC)))
+        music = quiet(asyncio.ensure_future(self.call.play(_looped(self._music, 120.0))))
         try:
             self.note("offer", f"ringing {offer.agent_name}")
             agent = await self.call.endpoint.dial(

@@ -26,6 +26,7 @@ from callcenter_api.kb_sync import KnowledgeSync
 from callcenter_api.routes.flows import FLOWS_TOPIC
 from callcenter_api.routing import config as callcenter_config
 from callcenter_api.routing.router import Router
+from hotline import hold_music
 from hotline.acd import Acd
 from hotline.flow_watcher import start_flows
 from hotline.gcwatch import settle_after_startup
@@ -281,6 +282,14 @@ class Service:
         if self.settings.callcenter is None:
             return
         config = callcenter_config.load(self.settings.callcenter)
+        for name, queue in config.queues.items():
+            if queue.music:
+                try:
+                    hold_music.check(queue.music)
+                except ValueError as exc:
+                    raise callcenter_config.CallCenterConfigError(
+                        f"{self.settings.callcenter}: queues.{name}.music: {exc}"
+                    ) from None
         with session_factory() as session, session.begin():
             counts = callcenter_config.apply(session, config)
         log.info("call center from %s: %s", self.settings.callcenter, callcenter_config.summary(counts))

@@ -146,7 +146,7 @@ class VoiceChannel:
                 self.call, self.say, self.record, self.queues.router, self.queues.acd, self.queues.taps,
                 self.note, self.queues.keep,
                 record_bridge=self.recording.enabled and self._recorder is None,
-                record_callback=self.recording.enabled, written=self.queues.written,
+                record_callback=self.recording.enabled, written=self.queues.written, music=self.queues.music,
             )  # fmt: skip
             try:
                 return await waiting.run(request)

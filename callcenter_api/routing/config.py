@@ -89,10 +89,17 @@ def load(path: Path) -> CallCenterConfig:
     except (OSError, yaml.YAMLError) as exc:
         raise CallCenterConfigError(f"{path}: {exc}") from None
     try:
-        return CallCenterConfig.model_validate(data)
+        config = CallCenterConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise CallCenterConfigError(f"{path}: {problems}") from None
+    for name, queue in config.queues.items():
+        if queue.music:  # relative to the file, so the file and its music can move together
+            music = (path.parent / queue.music).resolve()
+            if not music.is_file():
+                raise CallCenterConfigError(f"{path}: queues.{name}.music: {music} does not exist")
+            queue.music = str(music)
+    return config
 
 
 def _password(username: str, env: str | None) -> str | None:

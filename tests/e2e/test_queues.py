@@ -560,3 +560,31 @@ def test_a_flow_can_record_the_whole_call_after_a_consent_prompt_or_nothing_at_a
     conversation = cc.wait_conversation(record["id"], lambda c: c["disposition"] is not None, "a disposition")
     assert conversation["recordings"] == [] and conversation["disposition"] == "transferred"
     assert not list(cc.recordings.rglob(f"{record['id']}-*.wav")), "enabled: false records nothing"
+
+
+# --- music on hold ----------------------------------------------------------------------------------------
+
+
+MUSIC_HZ = 1200.0  # not a note of the built-in melody (262-587 Hz and their octaves)
+
+
+def test_a_queue_plays_its_own_music_file_to_waiting_callers(
+    tmp_path: Path, baresip_phone: Callable[..., BaresipPhone], callcenter: Callable[..., CallCenter]
+) -> None:
+    music = tmp_path / "music.wav"  # 16 kHz stereo, 4 s: converted to 8 kHz mono and looped
+    t = np.arange(4 * 16000) / 16000
+    tone = (0.4 * 32767 * np.sin(2 * np.pi * MUSIC_HZ * t)).astype("<i2")
+    with wave.open(str(music), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(np.repeat(tone, 2).tobytes())
+    cc = callcenter(queues={"general": {"music": str(music), "announce_period": 60}},
+                    agents=[{"name": "Ann", "sip_uri": "sip:ann@127.0.0.1:9", "state": "offline"}])  # fmt: skip
+    caller = baresip_phone(user="caller")
+    caller.dial(cc.server.sip_uri("to_general"))
+    caller.wait_for_event("CALL_ESTABLISHED", timeout=15)
+    time.sleep(18.0)  # the first announcement (~8 s), then the music
+    caller.hangup()
+    caller.wait_for_event("CALL_CLOSED", timeout=10)
+    assert heard(caller, MUSIC_HZ) >= 4.0, "the queue's music file must be what the caller hears while waiting"
