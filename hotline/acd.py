@@ -18,9 +18,15 @@ log = logging.getLogger(__name__)
 
 
 class Acd:
-    def __init__(self, router: Router, *, interval: float = 0.25, heartbeat_every: float = 3.0) -> None:
+    def __init__(
+        self, router: Router, *, interval: float = 0.25, max_idle: float = 2.0, heartbeat_every: float = 3.0
+    ) -> None:
+        """A pass runs at once when poked (a caller joins, an agent frees up) and otherwise every `interval`,
+        backing off to `max_idle` while passes find nothing: with free agents and a long queue none of them
+        can serve, a pass reads the whole queue (bench/routing: ~130 ms on PostgreSQL at 2,000 waiting)."""
         self.router = router
         self.interval = interval
+        self.max_idle = max_idle
         self.heartbeat_every = heartbeat_every
         self._waiting: dict[str, asyncio.Future[Offer]] = {}
         self._arrived: dict[str, Offer] = {}  # offers for callers not awaiting right now (they pick them up)
@@ -54,6 +60,7 @@ class Acd:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_heartbeat = 0.0
+        idle = self.interval
         while True:
             try:
                 if loop.time() >= next_heartbeat:
@@ -63,13 +70,18 @@ class Acd:
                 offers = await asyncio.to_thread(self.router.reserve, own_only=True)
                 for offer in offers:
                     self._deliver(offer)
+                idle = self.interval if offers else min(self.max_idle, idle * 2)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may blip; routing resumes on the next pass
                 log.exception("ACD pass failed")
+            woken = self._wake.is_set()
             self._wake.clear()
+            if woken:
+                idle = self.interval  # something changed while we worked: look again soon
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), min(idle, max(0.05, next_heartbeat - loop.time())))
 
     def _deliver(self, offer: Offer) -> None:
         if offer.channel != "voice":

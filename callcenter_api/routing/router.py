@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter_api.models import Agent, AgentEvent, Queue, QueueEntry
@@ -34,7 +34,8 @@ from callcenter_api.routing.states import (
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 15.0
-RESERVE_BATCH = 200  # waiting entries considered per reservation pass
+RESERVE_BATCH = 200  # waiting entries read per page of a reservation pass
+RESERVE_SCAN = 5000  # at most this many entries considered per pass: bounds the cost of one pass
 # The states an entry can be in before it is final, spelled out (`state IN (...)`) so the (state, queue) index
 # serves the lease queries instead of a scan of every entry ever made (`state NOT IN (final)`).
 LIVE_ENTRY_STATES = tuple(state for state in ENTRY_STATES if state not in FINAL_ENTRY_STATES)
@@ -281,17 +282,11 @@ class Router:
             waiting = select(QueueEntry).where(QueueEntry.state.in_(("waiting", "callback")))
             if own_only:
                 waiting = waiting.where((QueueEntry.worker == self.worker) | QueueEntry.worker.is_(None))
-            entries = list(session.scalars(
-                waiting.order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at, QueueEntry.id)
-                .limit(RESERVE_BATCH).with_for_update(skip_locked=True)
-            ))  # fmt: skip
-            if not entries:
-                return []
-            queues = {q.name: q for q in session.scalars(select(Queue))}
+            queues: dict[str, Queue] | None = None
             matcher = _Matcher(agents)
-            for entry in entries:
-                if not matcher.free:
-                    break
+            for entry in self._waiting_pages(session, waiting, matcher):
+                if queues is None:
+                    queues = {q.name: q for q in session.scalars(select(Queue))}
                 queue = queues[entry.queue]
                 eligible = matcher.eligible(entry, queue)
                 if not eligible:
@@ -319,6 +314,35 @@ class Router:
                          "conversation_id": entry.conversation_id, "channel": entry.channel}  # fmt: skip
                 self._changes.append(("offer", event))
         return offers
+
+    @staticmethod
+    def _waiting_pages(session: Session, waiting: Any, matcher: _Matcher) -> Iterator[QueueEntry]:
+        """Waiting entries in routing order (priority, then longest waiting), a page at a time, for as long as
+        an agent is still free: a page of callers nobody free can serve (a skill no free agent has) must not
+        hide the ones behind it. At most RESERVE_SCAN entries a pass, so one pass stays quick."""
+        order = (QueueEntry.priority.desc(), QueueEntry.enqueued_at, QueueEntry.id)
+        last: QueueEntry | None = None
+        scanned = 0
+        while matcher.free and scanned < RESERVE_SCAN:
+            page = waiting
+            if last is not None:  # keyset: strictly after the last entry of the previous page
+                page = page.where(or_(
+                    QueueEntry.priority < last.priority,
+                    and_(QueueEntry.priority == last.priority, or_(
+                        QueueEntry.enqueued_at > last.enqueued_at,
+                        and_(QueueEntry.enqueued_at == last.enqueued_at, QueueEntry.id > last.id),
+                    )),
+                ))  # fmt: skip
+            page = page.order_by(*order).limit(RESERVE_BATCH).with_for_update(skip_locked=True)
+            entries = list(session.scalars(page))
+            scanned += len(entries)
+            for entry in entries:
+                if not matcher.free:
+                    return
+                yield entry
+            if len(entries) < RESERVE_BATCH:
+                return
+            last = entries[-1]
 
     def answered(self, entry_id: str) -> None:
         now = self.clock()

@@ -325,3 +325,23 @@ RoutingMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_random_routing_sequences = RoutingMachine.TestCase
+
+
+def test_a_free_agent_is_found_work_behind_a_long_backlog_nobody_free_can_take(
+    setup: tuple[Router, Clock, sessionmaker[Session]],
+) -> None:
+    """More than a page of higher-priority callers that need a skill no free agent has must not leave that
+    agent idle while a caller they can take waits further down (the pass reads page after page)."""
+    router, clock, factory = setup
+    with factory() as s, s.begin():
+        s.add(Queue(name="french", required_skills={"french": 1}, language=None, priority=9,
+                    strategy="longest_idle", max_size=1000, wrap_up_seconds=0, max_wait=300, overflow=None,
+                    music=None, announce_period=30, transfer="bridge", max_missed_offers=2,
+                    service_level_seconds=20, ring_timeout=15))  # fmt: skip
+    for n in range(450):  # over two pages of RESERVE_BATCH (200)
+        router.enqueue("french", conversation(factory, 1000 + n), channel="voice")
+    clock.advance(1)
+    support = router.enqueue("support", conversation(factory, 1), channel="voice")
+    router.set_agent_state("a0", "available")  # support only
+    offers = router.reserve()
+    assert [(o.entry_id, o.agent_id) for o in offers] == [(support.id, "a0")]
