@@ -183,11 +183,25 @@ class _WorkerProcess:
             return
 
     # ---- requests -----------------------------------------------------------------------------------
-    def call(self, op: str, sid: int, arg: Any = None, epoch: int | None = None, *, shed: bool = False) -> CFuture[Any]:
-        """Send one request; `epoch`: the worker epoch the request's utterance began in (None: any); `shed`:
-        a start may be refused (AsrBusy) when the worker is saturated."""
+    def saturated(self) -> bool:
+        """More requests unanswered than the process keeps up with: new utterances should be refused."""
+        with self._lock:
+            return len(self._pending) >= MAX_OUTSTANDING
+
+    def refuse(self) -> CFuture[Any]:
+        """A start refused because the worker is saturated: counted, logged now and then, failed at once."""
+        with self._lock:
+            self.refused += 1
+            refused = self.refused
+        if refused in (1, 100) or refused % 1000 == 0:
+            log.warning("pocketsphinx worker %d is saturated: %d utterance(s) refused so far", self.index, refused)
         fut: CFuture[Any] = CFuture()
-        answer = fut
+        fut.set_exception(AsrBusy(f"pocketsphinx worker {self.index} is saturated"))
+        return fut
+
+    def call(self, op: str, sid: int, arg: Any = None, epoch: int | None = None) -> CFuture[Any]:
+        """Send one request; `epoch`: the worker epoch the request's utterance began in (None: any)."""
+        fut: CFuture[Any] = CFuture()
         with self._lock:
             if epoch is not None and epoch != self.epoch:
                 fut.set_exception(AsrError(f"pocketsphinx worker {self.index} exited during this utterance"))
@@ -195,26 +209,15 @@ class _WorkerProcess:
             if self.stopping or not (self.alive or self.starting):
                 fut.set_exception(AsrError(f"pocketsphinx worker {self.index} is not running"))
                 return fut
-            if shed and op == "start" and len(self._pending) >= MAX_OUTSTANDING:
-                # Saturated: refuse the new utterance now rather than queue it behind work that is already
-                # late (unbounded, 400 talking calls queued ~37,000 requests and stalled the event loop in
-                # garbage collection). The worker still drops this session's previous utterance, so the
-                # audio that follows is ignored and the utterance ends empty (no match).
-                self.refused += 1
-                if self.refused in (1, 100) or self.refused % 1000 == 0:
-                    log.warning("pocketsphinx worker %d is saturated: %d utterance(s) refused so far",
-                                self.index, self.refused)  # fmt: skip
-                fut.set_exception(AsrBusy(f"pocketsphinx worker {self.index} is saturated"))
-                fut, op, arg = CFuture(), "abort", None
             rid = next(self._ids)
             msg = (op, sid, rid, arg)
             if not self.alive:
                 self._held.append((msg, fut))
-                return answer
+                return fut
             self._pending[rid] = fut
             out = self._out
         out.put(msg)
-        return answer
+        return fut
 
     def _write(self, conn: Connection, out: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
         while (msg := out.get()) is not None:
@@ -291,8 +294,14 @@ class _RemoteDecoder:
         self._shed = shed  # refuse new utterances while the worker is saturated (live calls)
 
     def start(self, grammar: tuple[str, ...] | None) -> CFuture[None]:
+        if self._shed and self._worker.saturated():
+            # Refuse the new utterance now rather than queue it behind work that is already late (unbounded,
+            # 400 talking calls queued ~37,000 requests and stalled the event loop in garbage collection). The
+            # worker still drops this session's previous utterance; the session sends nothing more for it.
+            self._worker.call("abort", self._sid)
+            return self._worker.refuse()
         self._epoch = self._worker.epoch
-        fut = self._worker.call("start", self._sid, grammar, self._epoch, shed=self._shed)
+        fut = self._worker.call("start", self._sid, grammar, self._epoch)
         fut.add_done_callback(_log_warnings)
         return fut
 

@@ -172,14 +172,8 @@ class StreamingSession:
         self.utterances += 1
         self._kept.clear()
         self._kept_bytes = 0
-        phrases = tuple(grammar) if grammar is not None else None
-        self._grammar = phrases
-        started = self._decoder.start(phrases)
-        started.add_done_callback(_consume)
-        # An engine refusing work under overload says so at once; the utterance then sends nothing more.
-        self._refused = started.done() and isinstance(started.exception(), AsrBusy)
-        if self._refused:
-            self.refused += 1
+        self._grammar = tuple(grammar) if grammar is not None else None
+        self._start()
 
     def push(self, pcm: np.ndarray) -> None:
         self._check_open()
@@ -225,16 +219,10 @@ class StreamingSession:
             return
         self._early = None
         self._gen += 1  # partials and feeds of the speculated decode are stale
-        started = self._decoder.start(self._grammar)
-        started.add_done_callback(_consume)
-        if started.done() and isinstance(started.exception(), AsrBusy):  # the restart was refused: give up
-            self._refused = True
-            self.refused += 1
-            self._pending.clear()
-            self._pending_bytes = 0
-            return
         self._pending.clear()
         self._pending_bytes = 0
+        if not self._start():  # the restart was refused: the utterance ends empty
+            return
         gen = self._gen
         fut = asyncio.wrap_future(self._decoder.feed(b"".join(self._kept)))
         self._inflight = fut
@@ -296,6 +284,16 @@ class StreamingSession:
                 self._on_close(self)
 
     # ---- internals --------------------------------------------------------------------------
+    def _start(self) -> bool:
+        """Begin the decoder's utterance; False if the engine refused it (overload: it says so at once), and
+        then the utterance sends nothing more."""
+        started = self._decoder.start(self._grammar)
+        started.add_done_callback(_consume)
+        self._refused = started.done() and isinstance(started.exception(), AsrBusy)
+        if self._refused:
+            self.refused += 1
+        return not self._refused
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("recognizer session is closed")
