@@ -1,9 +1,10 @@
 """What callers hear while they wait: a queue's own music file (`music:` in the call-center file or the
 queue API) or the built-in melody.
 
-Files are decoded once to 8 kHz (any PCM WAV: rate, width and channels are converted) and kept while they do
-not change. A file that is missing or unreadable is reported once and the built-in melody plays instead, so a
-typo in a path costs the music, never the caller's place in the queue.
+Files are decoded once to 8 kHz (any PCM WAV: rate, width and channels are converted; the first minute is
+kept, and looped) and kept while they do not change. A file that is missing or unreadable is reported once
+and the built-in melody plays instead, so a typo in a path costs the music, never the caller's place in the
+queue.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from asr.audio import wav_to_8k
 
 log = logging.getLogger(__name__)
 RATE = 8000
-MAX_SECONDS = 600  # a longer file is cut: ten minutes of loop is plenty and bounds memory (~9.6 MB)
+MAX_SECONDS = 60  # a longer file is cut: a minute of loop bounds memory and each play's encoding (~1.4 ms)
 
 
 def built_in(seconds: float = 20.0) -> np.ndarray:
@@ -34,11 +35,6 @@ def built_in(seconds: float = 20.0) -> np.ndarray:
 
 
 BUILT_IN = built_in()
-
-
-def check(path: str) -> None:
-    """Raise ValueError naming the problem if `path` cannot be played (for configuration checks)."""
-    _decode(Path(path))
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -62,9 +58,9 @@ class HoldMusic:
         self._cache: dict[str, tuple[float, np.ndarray]] = {}
         self._reported: set[str] = set()
 
-    def for_queue(self, path: str | None) -> np.ndarray:
-        if not path:
-            return BUILT_IN
+    def load(self, path: str) -> np.ndarray:
+        """The file's music, decoded now unless it is cached and unchanged; ValueError naming the problem if it
+        cannot be played (start-up checks the call-center file's queues with this, which also warms the cache)."""
         try:
             mtime = Path(path).stat().st_mtime
         except OSError:
@@ -73,14 +69,20 @@ class HoldMusic:
             cached = self._cache.get(path)
         if cached is not None and cached[0] == mtime:
             return cached[1]
+        pcm = _decode(Path(path))
+        with self._lock:
+            self._cache[path] = (mtime, pcm)
+            self._reported.discard(path)
+        return pcm
+
+    def for_queue(self, path: str | None) -> np.ndarray:
+        """What a queue plays: its file, or the built-in melody if it has none or it cannot be played."""
+        if not path:
+            return BUILT_IN
         try:
-            pcm = _decode(Path(path))
+            return self.load(path)
         except ValueError as exc:
             if path not in self._reported:
                 self._reported.add(path)
                 log.warning("%s; playing the built-in music instead", exc)
             return BUILT_IN
-        with self._lock:
-            self._cache[path] = (mtime, pcm)
-            self._reported.discard(path)
-        return pcm

@@ -74,14 +74,6 @@ class _NoTaps:
         pass
 
 
-def _looped(music: np.ndarray, seconds: float) -> np.ndarray:
-    """`seconds` of the music (at least one), from its start, repeated if it is shorter."""
-    want = int(max(1.0, seconds) * 8000)
-    if len(music) >= want:
-        return music[:want]
-    return np.tile(music, -(-want // len(music)))[:want]
-
-
 QUICK_MATCH_SECONDS = 0.8  # how long to wait for a free agent before the first announcement
 
 
@@ -197,7 +189,7 @@ class QueueCall:
         """Music until an offer, a key (1/2), or `seconds` pass. Raises CallEndedError if they hang up."""
         if offer_future.done():
             return offer_future.result()
-        music = quiet(asyncio.ensure_future(self.call.play(_looped(self._music, seconds))))
+        music = quiet(asyncio.ensure_future(self._play_music(seconds)))
         digit = quiet(asyncio.ensure_future(self.call.next_digit(seconds)))
         ended = asyncio.ensure_future(self.call.wait_ended())
         try:
@@ -215,6 +207,16 @@ class QueueCall:
             for task in (music, digit, ended):
                 task.cancel()
 
+    async def _play_music(self, seconds: float) -> None:
+        """`seconds` of the queue's music (at least one), the file played again and again: each play encodes
+        at most the file (a minute), not the whole wait."""
+        left = int(max(1.0, seconds) * 8000)
+        while left > 0:
+            part = self._music[:left]
+            if not await self.call.play(part):
+                return  # stopped (an offer, a key)
+            left -= len(part)
+
     async def _connect(self, offer: Offer, texts: dict[str, str]) -> TransferResult | None:
         """Ring the reserved agent; None if they did not answer (the router has put the caller back)."""
         if offer.transfer == "refer" and offer.sip_uri:
@@ -228,7 +230,7 @@ class QueueCall:
             await asyncio.to_thread(self.router.not_answered, offer.entry_id, f"refer_{status}")
             return None
         # the caller keeps hearing the music while the agent's phone rings (not silence for up to ring_timeout)
-        music = quiet(asyncio.ensure_future(self.call.play(_looped(self._music, 120.0))))
+        music = quiet(asyncio.ensure_future(self._play_music(offer.ring_timeout)))
         try:
             self.note("offer", f"ringing {offer.agent_name}")
             agent = await self.call.endpoint.dial(

@@ -26,10 +26,10 @@ from callcenter_api.kb_sync import KnowledgeSync
 from callcenter_api.routes.flows import FLOWS_TOPIC
 from callcenter_api.routing import config as callcenter_config
 from callcenter_api.routing.router import Router
-from hotline import hold_music
 from hotline.acd import Acd
 from hotline.flow_watcher import start_flows
 from hotline.gcwatch import settle_after_startup
+from hotline.hold_music import HoldMusic
 from hotline.listen import SpeechSettings
 from hotline.queue_call import QueueServices, Taps
 from hotline.records import CallRecords
@@ -64,6 +64,7 @@ class Service:
         self.call_log: CallLog | None = None
         self.relay: PostgresEventRelay | None = None  # live events between workers (PostgreSQL only)
         self._background: set[asyncio.Task[object]] = set()
+        self.hold_music = HoldMusic()  # queues' music files, decoded once (checked at start-up)
         self._stop = asyncio.Event()
 
     async def handle_call(self, call: Call) -> None:
@@ -145,7 +146,8 @@ class Service:
             self.relay = PostgresEventRelay(hub, settings.db, origin=worker, on_remote=remote)
             await self.relay.start()
         self.queue_services = QueueServices(
-            self.router, self.acd, taps=self._taps, keep=self._keep, written=self.call_log.flush
+            self.router, self.acd, taps=self._taps, keep=self._keep, written=self.call_log.flush,
+            music=self.hold_music,
         )
         if settings.recordings_retention_days:
             from hotline.cli_recordings import prune_periodically
@@ -285,7 +287,7 @@ class Service:
         for name, queue in config.queues.items():
             if queue.music:
                 try:
-                    hold_music.check(queue.music)
+                    self.hold_music.load(queue.music)  # decoded once, here; the callers get the cached copy
                 except ValueError as exc:
                     raise callcenter_config.CallCenterConfigError(
                         f"{self.settings.callcenter}: queues.{name}.music: {exc}"

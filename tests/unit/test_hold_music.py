@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from callcenter_api.routing import config as callcenter_config
-from hotline import hold_music
 from hotline.hold_music import BUILT_IN, HoldMusic
 
 
@@ -60,7 +59,7 @@ def test_no_file_or_a_bad_one_plays_the_built_in_melody_and_says_why_once(
     assert len(warnings) == 2, warnings  # once per file
     assert "not a PCM WAV" in warnings[0] and "does not exist" in warnings[1]
     with pytest.raises(ValueError, match="shorter than half a second"):
-        hold_music.check(str(write_wav(tmp_path / "blip.wav", 440.0, 0.1)))
+        music.load(str(write_wav(tmp_path / "blip.wav", 440.0, 0.1)))
 
 
 def test_the_call_center_file_resolves_music_next_to_it_and_rejects_a_missing_one(tmp_path: Path) -> None:
