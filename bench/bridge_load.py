@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import machine, read_udp
-from bench.sip_load import SERVER_RTP, api, cpu_seconds, free_port, rss_mib, start_server
+from bench.common import cpu_seconds, machine, read_udp
+from bench.sip_load import SERVER_RTP, api, free_port, rss_mib, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLER_SCENARIO = ROOT / "bench" / "scenarios" / "uac_bridge_caller.xml"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import struct
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 
@@ -18,6 +21,29 @@ def machine() -> str:
     except OSError:
         pass
     return f"{platform.node()} · nproc {os.cpu_count()} · {model} · Python {platform.python_version()}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_healthy(server: subprocess.Popen[bytes], http_port: int, log: Path, timeout: float) -> None:
+    """Until the started `hotline serve` answers /healthz; SystemExit with the end of its log if it dies
+    or does not come up in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+        if server.poll() is not None:
+            break
+    server.kill()
+    raise SystemExit(f"server did not start; log:\n{log.read_text()[-3000:]}")
 
 
 def read_udp(path: Path) -> list[tuple[float, int, int, bytes]]:

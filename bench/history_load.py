@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import random
 import resource
 import shutil
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import machine
+from bench.common import cpu_seconds, machine, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -67,11 +66,6 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_average() -> str:
@@ -253,20 +247,8 @@ def start_server(workdir: Path, db: str, http_port: int, worker: int = 0) -> sub
         ],
         stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
     )  # fmt: skip
-    deadline = time.monotonic() + 90
-    import urllib.request
-
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.2)
-        if server.poll() is not None:
-            break
-    server.kill()
-    raise SystemExit(f"server did not start; log:\n{(workdir / f'server-{worker}.log').read_text()[-3000:]}")
+    wait_healthy(server, http_port, workdir / f"server-{worker}.log", 90)
+    return server
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import socket
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import machine, read_udp
+from bench.common import cpu_seconds, machine, read_udp, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "e2e" / "scenarios" / "uac_load.xml"
@@ -48,11 +47,6 @@ def free_port(kind: int = socket.SOCK_DGRAM, *, avoid: tuple[int, int] = SERVER_
             return port
 
 
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -118,18 +112,8 @@ def start_server(
         stderr=subprocess.STDOUT,
         cwd=workdir,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.2)
-        if server.poll() is not None:
-            break
-    server.kill()
-    raise SystemExit(f"server did not start; log:\n{(workdir / 'server.log').read_text()[-3000:]}")
+    wait_healthy(server, http_port, workdir / "server.log", 60)
+    return server
 
 
 def write_caller_audio(path: Path) -> None:
