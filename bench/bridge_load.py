@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import cpu_seconds, machine, read_udp
+from bench.common import cpu_seconds, machine, read_udp, start_capture, stop_capture
 from bench.sip_load import SERVER_RTP, api, free_port, rss_mib, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,12 +219,7 @@ def busy_until_idle(pids: list[int], limit_s: float, threshold: float = 0.05) ->
 def run_one(n: int, args: argparse.Namespace, workdir: Path, server: subprocess.Popen[bytes], uas_pids: list[int],
             ports: dict[str, int], asr: str) -> RunResult:  # fmt: skip
     capture = workdir / f"rtp-{asr}-{n}.pcap"
-    tcpdump = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-s", "64", "-B", "32768", "-w", str(capture), "-U",
-         f"udp and (src portrange {SERVER_RTP[0]}-{SERVER_RTP[1]} or dst portrange {SERVER_RTP[0]}-{SERVER_RTP[1]})"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    time.sleep(1.0)
+    tcpdump = start_capture(capture, SERVER_RTP, both_ways=True, buffer_kib=32768)
     before = {c["id"] for c in api(ports["http"], "/api/v1/calls?limit=500")}  # type: ignore[union-attr]
     ramp = n / args.rate
     workers = descendants(server.pid)  # the ASR worker processes
@@ -256,8 +251,7 @@ def run_one(n: int, args: argparse.Namespace, workdir: Path, server: subprocess.
     asr_busy = busy_until_idle(workers, args.drain_timeout) if workers and asr != "off" else 0.0
     guard.stop()
     time.sleep(max(0.0, ended + 1.0 - time.monotonic()))
-    tcpdump.send_signal(signal.SIGINT)
-    tcpdump.wait(timeout=10)
+    stop_capture(tcpdump)
 
     def pct(pids: list[int]) -> float:
         return 100 * sum(cpu1.get(p, 0.0) - cpu0.get(p, 0.0) for p in pids) / (t1 - t0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import struct
 import subprocess
 import time
@@ -44,6 +45,25 @@ def wait_healthy(server: subprocess.Popen[bytes], http_port: int, log: Path, tim
             break
     server.kill()
     raise SystemExit(f"server did not start; log:\n{log.read_text()[-3000:]}")
+
+
+def start_capture(path: Path, ports: tuple[int, int], *, both_ways: bool, snaplen: int = 64,
+                  buffer_kib: int = 16384) -> subprocess.Popen[bytes]:
+    """tcpdump of UDP on loopback from the port range (and to it, `both_ways`) into `path`, ready when this
+    returns (needs root). Stop it with `stop_capture`, which lets it write out what it buffered."""
+    ranges = f"portrange {ports[0]}-{ports[1]}"
+    expression = f"udp and (src {ranges} or dst {ranges})" if both_ways else f"udp and src {ranges}"
+    capture = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "-s", str(snaplen), "-B", str(buffer_kib), "-w", str(path), "-U", expression],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # tcpdump listening before the first packet is due
+    return capture
+
+
+def stop_capture(capture: subprocess.Popen[bytes]) -> None:
+    capture.send_signal(signal.SIGINT)
+    capture.wait(timeout=10)
 
 
 def read_udp(path: Path) -> list[tuple[float, int, int, bytes]]:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from bench.common import machine, read_udp
+from bench.common import machine, read_udp, start_capture, stop_capture
 from bench.sip_load import free_port, start_server
 from telephony.g711 import ulaw_decode, ulaw_encode
 
@@ -109,12 +109,7 @@ def main() -> None:
         ports = {"sip": free_port(avoid=RTP), "http": free_port(avoid=RTP)}
         server = start_server(workdir, ports["sip"], ports["http"], RTP, extra=["--flows", str(flows)])
         capture = workdir / "rtp.pcap"
-        tcpdump = subprocess.Popen(
-            ["tcpdump", "-i", "lo", "-s", "256", "-B", "16384", "-w", str(capture), "-U",
-             f"udp and (src portrange {RTP[0]}-{RTP[1]} or dst portrange {RTP[0]}-{RTP[1]})"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        time.sleep(1.0)
+        tcpdump = start_capture(capture, RTP, both_ways=True, snaplen=256)
         try:
             subprocess.run(
                 ["sipp", f"127.0.0.1:{ports['sip']}", "-sf", str(scenario), "-s", "latency", "-i", "127.0.0.1",
@@ -125,8 +120,7 @@ def main() -> None:
             )  # fmt: skip
         finally:
             time.sleep(1.0)
-            tcpdump.send_signal(signal.SIGINT)
-            tcpdump.wait(timeout=10)
+            stop_capture(tcpdump)
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=20)
         packets = [(t, src, dst, udp[12:]) for t, src, dst, udp in read_udp(capture) if len(udp) > 12]

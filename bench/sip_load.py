@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import cpu_seconds, machine, read_udp, wait_healthy
+from bench.common import cpu_seconds, machine, read_udp, start_capture, stop_capture, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "e2e" / "scenarios" / "uac_load.xml"
@@ -135,24 +135,7 @@ def run_one(
     rtp: tuple[int, int],
 ) -> RunResult:
     capture = workdir / f"rtp-{n}.pcap"
-    tcpdump = subprocess.Popen(
-        [
-            "tcpdump",
-            "-i",
-            "lo",
-            "-s",
-            "64",
-            "-B",
-            "16384",
-            "-w",
-            str(capture),
-            "-U",
-            f"udp and src portrange {rtp[0]}-{rtp[1]}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
+    tcpdump = start_capture(capture, rtp, both_ways=False)
     before = {c["sip_call_id"] for c in api(ports["http"], "/api/v1/calls?limit=500")}  # type: ignore[union-attr]
     ramp = n / RATE
     call_length = 1 + 2 * DIGITS_PER_CALL + hold_s
@@ -199,8 +182,7 @@ def run_one(
     cpu1, rss1, t1 = cpu_seconds(server.pid), rss_mib(server.pid), time.monotonic()
     sipp.wait(timeout=ramp + call_length + 120)
     time.sleep(1.0)
-    tcpdump.send_signal(signal.SIGINT)
-    tcpdump.wait(timeout=10)
+    stop_capture(tcpdump)
 
     failed = _failed_calls(workdir / f"stat-{n}.csv", sipp.returncode, n)
     calls = [c for c in api(ports["http"], "/api/v1/calls?limit=500") if c["sip_call_id"] not in before]  # type: ignore[union-attr]
